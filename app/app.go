@@ -1,0 +1,231 @@
+// Package app assembles a Carillon server from its parts (storage, secret
+// key, rate limiters, fan-out, write path, HTTP) and runs it until its
+// context ends, then shuts it down gracefully.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/carillon-chat/carillon"
+	"github.com/carillon-chat/carillon/fanout"
+	"github.com/carillon-chat/carillon/ingest"
+	"github.com/carillon-chat/carillon/ratelimit"
+	"github.com/carillon-chat/carillon/secret"
+	"github.com/carillon-chat/carillon/server"
+	"github.com/carillon-chat/carillon/sqlite"
+)
+
+// Config is the configuration of `carillon serve`.
+type Config struct {
+	Addr          string
+	DataDir       string
+	Database      string // a postgres:// DSN selects PostgreSQL (not in this build)
+	Redis         string
+	PublicURL     string
+	TLSCert       string
+	TLSKey        string
+	WebhookRate   float64
+	WebhookBurst  int
+	AdminEmail    string
+	AdminToken    string
+	SecretKeyFile string
+	Logger        *slog.Logger
+	// Banner receives the start-up banner (standard output).
+	Banner io.Writer
+	// Ready, when set, is called with the listening address once the
+	// server accepts connections.
+	Ready func(addr net.Addr)
+}
+
+// ShutdownTimeout bounds the graceful drain on SIGTERM.
+const ShutdownTimeout = 8 * time.Second
+
+// Run serves until ctx ends, then drains and returns.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.Banner == nil {
+		cfg.Banner = io.Discard
+	}
+	if cfg.AdminToken != "" && len(cfg.AdminToken) < carillon.MinAdminTokenLen {
+		return fmt.Errorf("CARILLON_ADMIN_TOKEN must be at least %d characters long (it has %d)", carillon.MinAdminTokenLen, len(cfg.AdminToken))
+	}
+	if cfg.Database != "" {
+		return errors.New("--database: PostgreSQL storage is not available in this build; leave it unset to use the embedded SQLite database in --data")
+	}
+	if cfg.Redis != "" {
+		return errors.New("--redis: multi-node mode is not available in this build; run a single node without --redis")
+	}
+	if cfg.WebhookRate <= 0 || cfg.WebhookBurst < 1 {
+		return errors.New("--webhook-rate must be above 0 and --webhook-burst at least 1")
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	keyFile := cfg.SecretKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(cfg.DataDir, "secret.key")
+	}
+	key, err := secret.LoadOrCreateKey(keyFile)
+	if err != nil {
+		return err
+	}
+
+	store, err := sqlite.Open(ctx, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := checkKeyFingerprint(ctx, store, key); err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = defaultPublicURL(ln.Addr(), cfg.TLSCert != "")
+	}
+	first, err := bootstrap(ctx, store, key, cfg, publicURL)
+	if err != nil {
+		return err
+	}
+
+	broker := fanout.New(1024)
+	webhookLimiter := ratelimit.New(cfg.WebhookRate, cfg.WebhookBurst, nil)
+	userLimiter := ratelimit.New(carillon.UserMessagesPerSecond, carillon.UserMessagesPerSecond, nil)
+	bg, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	go webhookLimiter.Run(bg, time.Minute)
+	go userLimiter.Run(bg, time.Minute)
+
+	writer := ingest.New(store, broker, webhookLimiter, userLimiter, ingest.Config{Logger: log})
+	go writer.Run(bg)
+
+	srv := server.New(server.Config{Store: store, Ingest: writer, Key: key, PublicURL: publicURL, Logger: log,
+		SecureCookies: cfg.TLSCert != ""})
+	httpServer := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return bg },
+	}
+	if cfg.TLSCert != "" {
+		httpServer.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+
+	printBanner(cfg.Banner, publicURL, first)
+	log.Info("carillon listening", "addr", ln.Addr().String(), "public_url", publicURL, "data", cfg.DataDir)
+	serveErr := make(chan error, 1)
+	go func() {
+		if cfg.TLSCert != "" {
+			serveErr <- httpServer.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			serveErr <- httpServer.Serve(ln)
+		}
+	}()
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr())
+	}
+
+	select {
+	case err := <-serveErr:
+		writer.Close()
+		return err
+	case <-ctx.Done():
+	}
+
+	// Drain: readiness fails first, in-flight requests finish (their
+	// messages commit), then the writer empties its queue.
+	log.Info("shutting down")
+	srv.SetDraining()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	broker.Close()
+	err = httpServer.Shutdown(shutdownCtx)
+	writer.Close()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+const metaKeyFingerprint = "secret_key_fingerprint"
+
+// checkKeyFingerprint records the secret key's fingerprint on first start
+// and refuses a different key later: its webhook URLs could not be shown.
+func checkKeyFingerprint(ctx context.Context, store carillon.Store, key *secret.Key) error {
+	fp, err := store.Meta(ctx, metaKeyFingerprint)
+	if err != nil {
+		return err
+	}
+	switch fp {
+	case "":
+		return store.SetMeta(ctx, metaKeyFingerprint, key.Fingerprint())
+	case key.Fingerprint():
+		return nil
+	default:
+		return errors.New("the secret key does not match the one this database was created with; use the original secret.key (or CARILLON_SECRET_KEY_FILE)")
+	}
+}
+
+func defaultPublicURL(addr net.Addr, tls bool) string {
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return scheme + "://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// sampleContent is Amazon Chime's own sample webhook message.
+const sampleContent = "Message Body emoji test: :) :+1: link test: http://sample.com email test: marymajor@example.com All Members: @All All Present Members: @Present"
+
+func printBanner(w io.Writer, publicURL string, first *firstRun) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n  Carillon is running at %s\n", publicURL)
+	if first != nil {
+		fmt.Fprintf(&b, "\n  First start: created the instance admin, the room %q and its webhook %q.\n", first.RoomName, first.WebhookName)
+		fmt.Fprintf(&b, "    admin e-mail:  %s\n", first.Email)
+		if first.Password != "" {
+			fmt.Fprintf(&b, "    password:      %s\n", first.Password)
+			fmt.Fprintf(&b, "    API token:     %s\n", first.Token)
+			fmt.Fprintf(&b, "    (saved in %s; this is the only time they are printed)\n", first.CredentialsFile)
+		} else {
+			fmt.Fprintf(&b, "    API token:     the one in CARILLON_ADMIN_TOKEN\n")
+		}
+		fmt.Fprintf(&b, "\n  Post to the demo webhook:\n\n")
+		fmt.Fprintf(&b, "    curl -X POST '%s' \\\n      -H 'Content-Type: application/json' \\\n      -d '{\"Content\":\"%s\"}'\n", first.WebhookURL, sampleContent)
+	}
+	b.WriteString("\n")
+	io.WriteString(w, b.String())
+}

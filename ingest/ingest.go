@@ -1,0 +1,421 @@
+// Package ingest is the write path of messages, shared by webhooks and
+// users: validation, idempotency keys, rate budget, rendering, and a single
+// writer that commits messages in batches (group commit). A request is
+// answered only after the transaction holding its message has committed.
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/carillon-chat/carillon"
+	"github.com/carillon-chat/carillon/render"
+)
+
+// Config tunes a Service.
+type Config struct {
+	QueueSize     int           // messages waiting for the writer; beyond → 503
+	MaxBatch      int           // messages per transaction
+	TouchInterval time.Duration // how often webhook last-used times are written
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
+
+// Service accepts messages.
+type Service struct {
+	store    carillon.Store
+	broker   carillon.Broker
+	webhooks carillon.RateLimiter
+	users    carillon.RateLimiter
+	cfg      Config
+
+	queue chan *pending
+
+	mu       sync.RWMutex // guards closed against enqueues
+	closed   bool
+	stopped  chan struct{}
+	flightMu sync.Mutex
+	flights  map[string]chan struct{} // idempotency keys in flight
+}
+
+// pending is one message waiting for the writer.
+type pending struct {
+	append carillon.Append
+	err    error
+	done   chan struct{}
+}
+
+// New returns a Service; call Run to start its writer.
+func New(store carillon.Store, broker carillon.Broker, webhookLimiter, userLimiter carillon.RateLimiter, cfg Config) *Service {
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 8192
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 512
+	}
+	if cfg.TouchInterval <= 0 {
+		cfg.TouchInterval = 2 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Service{
+		store: store, broker: broker, webhooks: webhookLimiter, users: userLimiter, cfg: cfg,
+		queue:   make(chan *pending, cfg.QueueSize),
+		stopped: make(chan struct{}),
+		flights: make(map[string]chan struct{}),
+	}
+}
+
+// Post is a message to accept.
+type Post struct {
+	RoomID     string
+	SenderType string // carillon.MemberTypeUser or MemberTypeWebhook
+	SenderID   string
+	SenderName string
+	Content    string
+	// IdempotencyKey is the request's Idempotency-Key; HasIdempotencyKey
+	// tells an absent header from an empty one.
+	IdempotencyKey    string
+	HasIdempotencyKey bool
+	// WebhookTokenHash is the hash of the token a webhook post came with.
+	WebhookTokenHash []byte
+}
+
+// Accepted is the answer to an accepted post.
+type Accepted struct {
+	MessageID string `json:"MessageId"`
+	RoomID    string `json:"RoomId"`
+}
+
+func unavailable(msg string, retry time.Duration) error {
+	return &carillon.Error{Code: carillon.EServiceUnavailable, Message: msg, RetryAfter: retry}
+}
+
+// ValidateContent checks a Content string against the size and blank
+// rules (413 before 400).
+func ValidateContent(content string) error {
+	if len(content) > carillon.MaxContentBytes {
+		return carillon.Errorf(carillon.EPayloadTooLarge,
+			"Content is %d bytes of UTF-8; the limit is %d. Shorten the message or split it.", len(content), carillon.MaxContentBytes)
+	}
+	if render.IsBlank(content) {
+		return carillon.Errorf(carillon.EBadRequest, "Content is blank. Send {\"Content\": \"your message\"}.")
+	}
+	return nil
+}
+
+// ValidateIdempotencyKey checks an Idempotency-Key header value.
+func ValidateIdempotencyKey(key string) error {
+	if key == "" || len(key) > carillon.MaxIdempotencyKeyLen {
+		return carillon.Errorf(carillon.EBadRequest, "Idempotency-Key must be 1 to %d printable ASCII characters.", carillon.MaxIdempotencyKeyLen)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x20 || key[i] > 0x7e {
+			return carillon.Errorf(carillon.EBadRequest, "Idempotency-Key must be 1 to %d printable ASCII characters.", carillon.MaxIdempotencyKeyLen)
+		}
+	}
+	return nil
+}
+
+// Submit validates, stores and publishes one message. It returns after the
+// message is committed, or with an error and nothing stored.
+func (s *Service) Submit(ctx context.Context, p Post) (Accepted, error) {
+	if err := ValidateContent(p.Content); err != nil {
+		return Accepted{}, err
+	}
+	if p.HasIdempotencyKey {
+		if err := ValidateIdempotencyKey(p.IdempotencyKey); err != nil {
+			return Accepted{}, err
+		}
+	}
+	rendered := render.Render(p.Content)
+	if rendered.Mentions.All || rendered.Mentions.Present {
+		n, err := s.store.CountMembers(ctx, p.RoomID)
+		if err != nil {
+			return Accepted{}, err
+		}
+		if n > carillon.MaxBroadcastMembers {
+			return Accepted{}, carillon.Errorf(carillon.EBadRequest,
+				"@All and @Present can be used only in rooms of at most %d members; this room has %d. Mention people by alias instead.",
+				carillon.MaxBroadcastMembers, n)
+		}
+	}
+
+	contentHash := sha256.Sum256([]byte(p.Content))
+	if p.HasIdempotencyKey {
+		release, err := s.claimKey(ctx, p.SenderID, p.IdempotencyKey, contentHash[:])
+		if acc, ok := IsReplay(err); ok {
+			return acc, nil
+		}
+		if err != nil {
+			return Accepted{}, err
+		}
+		defer release()
+	}
+
+	limiter, key := s.webhooks, "w:"+p.SenderID
+	if p.SenderType == carillon.MemberTypeUser {
+		limiter, key = s.users, "u:"+p.SenderID
+	}
+	res, err := limiter.Reserve(ctx, key)
+	if err != nil {
+		return Accepted{}, err
+	}
+	if !res.OK {
+		return Accepted{}, &carillon.Error{Code: carillon.EThrottled, RetryAfter: res.RetryAfter,
+			Message: "Too many messages: the limit is " + s.limitText(p.SenderType) + ". Retry after the number of seconds in Retry-After."}
+	}
+
+	now := s.cfg.Now().UTC()
+	msg := &carillon.Message{
+		MessageID:   uuid.NewString(),
+		RoomID:      p.RoomID,
+		Content:     p.Content,
+		Format:      rendered.Format,
+		HTML:        rendered.HTML,
+		SenderType:  p.SenderType,
+		SenderID:    p.SenderID,
+		SenderName:  p.SenderName,
+		DisplayName: p.SenderName,
+		Mentions:    rendered.Mentions,
+		CreatedAt:   now,
+	}
+	if p.SenderType == carillon.MemberTypeWebhook {
+		msg.DisplayName = p.SenderName + " (Webhook)"
+	}
+	pd := &pending{done: make(chan struct{}), append: carillon.Append{
+		Message:          msg,
+		WebhookTokenHash: p.WebhookTokenHash,
+		RequireMember:    p.SenderType == carillon.MemberTypeUser,
+	}}
+	if p.HasIdempotencyKey {
+		pd.append.Idempotency = &carillon.IdempotencyRecord{
+			SenderID: p.SenderID, Key: p.IdempotencyKey, ContentHash: contentHash[:],
+			MessageID: msg.MessageID, RoomID: msg.RoomID, CreatedAt: now,
+		}
+	}
+	if err := s.enqueue(pd); err != nil {
+		res.Cancel()
+		return Accepted{}, err
+	}
+	<-pd.done
+	if pd.err != nil {
+		res.Cancel()
+		if k := pd.append.Idempotency; k != nil && carillon.ErrorCode(pd.err) == carillon.EConflict {
+			// Another node took the key first: answer as it did.
+			return s.replayStored(ctx, k)
+		}
+		return Accepted{}, pd.err
+	}
+	return Accepted{MessageID: msg.MessageID, RoomID: msg.RoomID}, nil
+}
+
+func (s *Service) limitText(senderType string) string {
+	if senderType == carillon.MemberTypeUser {
+		return "5 messages per second per user"
+	}
+	return "the webhook's rate (1 message per second by default)"
+}
+
+// claimKey makes the caller the only request in this process in flight with
+// this key. When the key was already used it returns a *Replayed with the
+// original answer (same Content) or a Conflict; otherwise release must be
+// called when the request ends.
+func (s *Service) claimKey(ctx context.Context, senderID, key string, contentHash []byte) (release func(), err error) {
+	flight := senderID + "\x00" + key
+	for {
+		s.flightMu.Lock()
+		wait, busy := s.flights[flight]
+		if !busy {
+			done := make(chan struct{})
+			s.flights[flight] = done
+			s.flightMu.Unlock()
+			release = func() {
+				s.flightMu.Lock()
+				delete(s.flights, flight)
+				s.flightMu.Unlock()
+				close(done)
+			}
+			break
+		}
+		s.flightMu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, unavailable("The request was cancelled while waiting for an earlier request with the same Idempotency-Key.", time.Second)
+		}
+	}
+	rec, err := s.store.IdempotencyRecord(ctx, senderID, key, s.cfg.Now().Add(-carillon.IdempotencyKeyTTL))
+	if err != nil || rec != nil {
+		release()
+		if err != nil {
+			return nil, err
+		}
+		return nil, replay(rec, contentHash)
+	}
+	return release, nil
+}
+
+// replayStored answers from the stored record of a key taken by another
+// request.
+func (s *Service) replayStored(ctx context.Context, k *carillon.IdempotencyRecord) (Accepted, error) {
+	rec, err := s.store.IdempotencyRecord(ctx, k.SenderID, k.Key, s.cfg.Now().Add(-carillon.IdempotencyKeyTTL))
+	if err != nil {
+		return Accepted{}, err
+	}
+	if rec == nil {
+		return Accepted{}, unavailable("The Idempotency-Key is in use by another request. Retry shortly.", time.Second)
+	}
+	err = replay(rec, k.ContentHash)
+	if acc, ok := IsReplay(err); ok {
+		return acc, nil
+	}
+	return Accepted{}, err
+}
+
+// replay answers a repeated Idempotency-Key from its record.
+func replay(rec *carillon.IdempotencyRecord, contentHash []byte) error {
+	if !bytes.Equal(rec.ContentHash, contentHash) {
+		return carillon.Errorf(carillon.EConflict, "This Idempotency-Key was already used with a different Content. Use a new key for a new message.")
+	}
+	return &Replayed{Accepted{MessageID: rec.MessageID, RoomID: rec.RoomID}}
+}
+
+// Replayed carries the original answer for a repeated Idempotency-Key.
+type Replayed struct{ Accepted Accepted }
+
+func (r *Replayed) Error() string { return "replayed " + r.Accepted.MessageID }
+
+func (s *Service) enqueue(p *pending) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return unavailable("The server is shutting down. Retry shortly.", time.Second)
+	}
+	select {
+	case s.queue <- p:
+		return nil
+	default:
+		return unavailable("The server is overloaded. Retry after the number of seconds in Retry-After.", time.Second)
+	}
+}
+
+// Run is the single writer: it takes waiting messages in batches, commits
+// each batch in one transaction, answers its requests and publishes the
+// stored messages. It returns after Close once the queue is empty.
+func (s *Service) Run(ctx context.Context) {
+	defer close(s.stopped)
+	batch := make([]*pending, 0, s.cfg.MaxBatch)
+	touched := make(map[string]time.Time)
+	touch := time.NewTicker(s.cfg.TouchInterval)
+	defer touch.Stop()
+	for {
+		select {
+		case p, ok := <-s.queue:
+			if !ok {
+				s.flushTouches(touched)
+				return
+			}
+			batch = append(batch[:0], p)
+		drain:
+			for len(batch) < s.cfg.MaxBatch {
+				select {
+				case p, ok := <-s.queue:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, p)
+				default:
+					break drain
+				}
+			}
+			s.commit(batch, touched)
+		case <-touch.C:
+			s.flushTouches(touched)
+		}
+	}
+}
+
+func (s *Service) commit(batch []*pending, touched map[string]time.Time) {
+	appends := make([]*carillon.Append, len(batch))
+	for i, p := range batch {
+		appends[i] = &p.append
+	}
+	// The commit is not cut short by a cancelled request: other requests
+	// share the transaction.
+	err := s.store.AppendMessages(context.Background(), appends)
+	if err != nil {
+		s.cfg.Logger.Error("message batch not stored", "messages", len(batch), "err", err)
+		err = unavailable("The message could not be stored. Retry after the number of seconds in Retry-After.", 2*time.Second)
+	}
+	for _, p := range batch {
+		p.err = err
+		if err == nil {
+			p.err = p.append.Err
+		}
+		if p.err == nil && p.append.Message.SenderType == carillon.MemberTypeWebhook {
+			touched[p.append.Message.SenderID] = p.append.Message.CreatedAt
+		}
+		if p.err == nil {
+			s.publish(p.append.Message)
+		}
+		close(p.done)
+	}
+}
+
+func (s *Service) publish(m *carillon.Message) {
+	data, err := json.Marshal(m)
+	if err != nil {
+		s.cfg.Logger.Error("encode message event", "err", err)
+		return
+	}
+	ev := carillon.Event{Type: "message", RoomID: m.RoomID, Seq: m.Seq, Data: data}
+	if err := s.broker.Publish(context.Background(), ev); err != nil {
+		s.cfg.Logger.Warn("publish message event", "err", err)
+	}
+}
+
+func (s *Service) flushTouches(touched map[string]time.Time) {
+	if len(touched) == 0 {
+		return
+	}
+	if err := s.store.TouchWebhooks(context.Background(), touched); err != nil {
+		s.cfg.Logger.Warn("webhook last-used times not written", "err", err)
+		return
+	}
+	clear(touched)
+}
+
+// Close stops accepting messages, lets the writer commit what is queued,
+// and waits for it to finish.
+func (s *Service) Close() {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.queue)
+	}
+	s.mu.Unlock()
+	<-s.stopped
+}
+
+// IsReplay reports whether err carries the original answer of a repeated
+// Idempotency-Key, and returns it.
+func IsReplay(err error) (Accepted, bool) {
+	var r *Replayed
+	if errors.As(err, &r) {
+		return r.Accepted, true
+	}
+	return Accepted{}, false
+}

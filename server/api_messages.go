@@ -1,0 +1,126 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"net/http"
+	"strconv"
+
+	"github.com/carillon-chat/carillon"
+	"github.com/carillon-chat/carillon/ingest"
+)
+
+// maxResults reads MaxResults (1–100, default 50).
+func maxResults(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("MaxResults")
+	if v == "" {
+		return carillon.DefaultMessagesPage, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > carillon.MaxMessagesPage {
+		return 0, badRequest("MaxResults must be a whole number from 1 to %d.", carillon.MaxMessagesPage)
+	}
+	return n, nil
+}
+
+// Page tokens are opaque to clients: the position in commit order, with
+// the sort order it belongs to.
+func encodePageToken(seq int64, ascending bool) string {
+	var b [9]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(seq))
+	if ascending {
+		b[8] = 1
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func decodePageToken(tok string, ascending bool) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	bad := badRequest("NextToken is not valid for this listing; start again without it.")
+	if err != nil || len(b) != 9 || (b[8] == 1) != ascending {
+		return 0, bad
+	}
+	seq := int64(binary.BigEndian.Uint64(b[:8]))
+	if seq <= 0 {
+		return 0, bad
+	}
+	return seq, nil
+}
+
+func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request, c *caller) error {
+	a, err := s.accessRoom(r, c, r.PathValue("RoomId"))
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	limit, err := maxResults(r)
+	if err != nil {
+		return err
+	}
+	var ascending bool
+	switch q.Get("SortOrder") {
+	case "", "DESCENDING":
+	case "ASCENDING":
+		ascending = true
+	default:
+		return badRequest("SortOrder must be ASCENDING or DESCENDING.")
+	}
+	query := carillon.MessageQuery{Ascending: ascending, Limit: limit + 1}
+	if tok := q.Get("NextToken"); tok != "" {
+		if query.After, err = decodePageToken(tok, ascending); err != nil {
+			return err
+		}
+	}
+	msgs, err := s.store.Messages(r.Context(), a.room.RoomID, query)
+	if err != nil {
+		return err
+	}
+	var next *string
+	if len(msgs) > limit {
+		msgs = msgs[:limit]
+		tok := encodePageToken(msgs[limit-1].Seq, ascending)
+		next = &tok
+	}
+	out := make([]carillon.MessageJSON, len(msgs))
+	for i := range msgs {
+		out[i] = msgs[i].JSON()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"Messages": out, "NextToken": next})
+	return nil
+}
+
+func (s *Server) handlePostMessage(w http.ResponseWriter, r *http.Request, c *caller) error {
+	a, err := s.accessRoom(r, c, r.PathValue("RoomId"))
+	if err != nil {
+		return err
+	}
+	if a.member == nil {
+		return carillon.Errorf(carillon.EForbidden, "Only members of the room can post in it.")
+	}
+	var in struct{ Content *string }
+	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if in.Content == nil {
+		return badRequest(`Send {"Content": "your message"}.`)
+	}
+	keys, hasKey := r.Header["Idempotency-Key"]
+	var key string
+	if hasKey {
+		key = keys[0]
+	}
+	acc, err := s.ingest.Submit(r.Context(), ingest.Post{
+		RoomID:            a.room.RoomID,
+		SenderType:        carillon.MemberTypeUser,
+		SenderID:          c.UserID,
+		SenderName:        c.FullName,
+		Content:           *in.Content,
+		IdempotencyKey:    key,
+		HasIdempotencyKey: hasKey,
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, acc)
+	return nil
+}

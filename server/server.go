@@ -1,0 +1,173 @@
+// Package server is Carillon's HTTP layer: the Chime-compatible webhook
+// endpoint, the management API under /api/v1, and health checks. Handlers
+// return errors; writeError turns every error into the {"Code","Message"}
+// body and its status in one place.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/carillon-chat/carillon"
+	"github.com/carillon-chat/carillon/ingest"
+	"github.com/carillon-chat/carillon/secret"
+)
+
+// Config holds what the server needs.
+type Config struct {
+	Store     carillon.Store
+	Ingest    *ingest.Service
+	Key       *secret.Key
+	PublicURL string // scheme://host[:port][/prefix], no trailing slash
+	Logger    *slog.Logger
+	Now       func() time.Time
+	// SecureCookies marks the session cookie Secure (under TLS).
+	SecureCookies bool
+}
+
+// Server serves Carillon's HTTP interface.
+type Server struct {
+	cfg      Config
+	store    carillon.Store
+	ingest   *ingest.Service
+	log      *slog.Logger
+	now      func() time.Time
+	mux      *http.ServeMux
+	csrf     *http.CrossOriginProtection
+	draining atomic.Bool
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	s := &Server{cfg: cfg, store: cfg.Store, ingest: cfg.Ingest, log: cfg.Logger, now: cfg.Now,
+		mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection()}
+	s.routes()
+	return s
+}
+
+// SetDraining turns readiness off while the server shuts down.
+func (s *Server) SetDraining() { s.draining.Store(true) }
+
+// handlerFunc is the shape of every API handler.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) routes() {
+	// Every path under /incomingwebhooks/ and every method: the endpoint
+	// answers all of them itself, in JSON.
+	s.mux.HandleFunc("/incomingwebhooks/", s.handleWebhook)
+	s.mux.HandleFunc("/incomingwebhooks", s.handleWebhook)
+
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"Status": "ok"})
+	})
+	s.mux.Handle("GET /readyz", s.handle(s.handleReady))
+
+	api := func(pattern string, h authedFunc) { s.mux.Handle(pattern, s.handle(s.authed(h))) }
+	s.mux.Handle("POST /api/v1/sessions", s.handle(s.handleLogin))
+	api("DELETE /api/v1/sessions", s.handleLogout)
+
+	api("POST /api/v1/users", s.handleCreateUser)
+	api("GET /api/v1/users/me", s.handleGetMe)
+	api("PATCH /api/v1/users/me", s.handlePatchMe)
+	api("PATCH /api/v1/users/{UserId}", s.handlePatchUser)
+
+	api("POST /api/v1/rooms", s.handleCreateRoom)
+	api("GET /api/v1/rooms", s.handleListRooms)
+	api("GET /api/v1/rooms/{RoomId}", s.handleGetRoom)
+	api("DELETE /api/v1/rooms/{RoomId}", s.handleDeleteRoom)
+	api("POST /api/v1/rooms/{RoomId}/read", s.handleMarkRead)
+
+	api("POST /api/v1/rooms/{RoomId}/memberships", s.handleAddMember)
+	api("GET /api/v1/rooms/{RoomId}/memberships", s.handleListMembers)
+	api("PATCH /api/v1/rooms/{RoomId}/memberships/{MemberId}", s.handleSetRole)
+	api("DELETE /api/v1/rooms/{RoomId}/memberships/{MemberId}", s.handleRemoveMember)
+
+	api("POST /api/v1/rooms/{RoomId}/webhooks", s.handleCreateWebhook)
+	api("GET /api/v1/rooms/{RoomId}/webhooks", s.handleListWebhooks)
+	api("PATCH /api/v1/rooms/{RoomId}/webhooks/{WebhookId}", s.handleRenameWebhook)
+	api("POST /api/v1/rooms/{RoomId}/webhooks/{WebhookId}/regenerate", s.handleRegenerateWebhook)
+	api("DELETE /api/v1/rooms/{RoomId}/webhooks/{WebhookId}", s.handleDeleteWebhook)
+
+	api("GET /api/v1/rooms/{RoomId}/messages", s.handleListMessages)
+	api("POST /api/v1/rooms/{RoomId}/messages", s.handlePostMessage)
+
+	api("GET /api/v1/rooms/{RoomId}/audit", s.handleAudit)
+}
+
+// routeMethods are tried to tell a wrong method (405) from an unknown path.
+var routeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete, http.MethodPut}
+
+// ServeHTTP routes a request. Requests no route takes get a JSON 404 or
+// 405 rather than the mux's plain-text answers.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	if _, pattern := s.mux.Handler(r); pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	var allow []string
+	for _, m := range routeMethods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		h.Set("Allow", strings.Join(allow, ", "))
+		writeError(w, carillon.Errorf(carillon.EMethodNotAllowed, "%s is not allowed here; use %s.", r.Method, strings.Join(allow, " or ")))
+		return
+	}
+	writeError(w, carillon.Errorf(carillon.ENotFound, "No such endpoint: %s.", r.URL.Path))
+}
+
+// handle adapts a handlerFunc: its error becomes the JSON error answer.
+func (s *Server) handle(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.logError(r, err)
+			writeError(w, err)
+		}
+	})
+}
+
+// logError logs errors the user cannot fix: internal ones and outages.
+func (s *Server) logError(r *http.Request, err error) {
+	switch carillon.ErrorCode(err) {
+	case carillon.EInternal:
+		s.log.Error("internal error", "method", r.Method, "path", redactedPath(r), "err", err)
+	case carillon.EServiceUnavailable:
+		s.log.Warn("service unavailable", "method", r.Method, "path", redactedPath(r), "err", err)
+	}
+}
+
+// redactedPath is the path for logs: never a query string, which holds
+// webhook tokens.
+func redactedPath(r *http.Request) string { return r.URL.Path }
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
+	if s.draining.Load() {
+		return &carillon.Error{Code: carillon.EServiceUnavailable, Message: "The server is shutting down.", RetryAfter: time.Second}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("not ready", "err", err)
+		return &carillon.Error{Code: carillon.EServiceUnavailable, Message: "Storage cannot take writes right now.", RetryAfter: 2 * time.Second}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"Status": "ready"})
+	return nil
+}

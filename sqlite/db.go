@@ -1,0 +1,210 @@
+// Package sqlite is the embedded storage backend of Carillon: one SQLite
+// database file in WAL mode with synchronous=FULL, so that a committed
+// transaction survives a crash or power loss. All writes go through one
+// connection (SQLite has one writer anyway); reads use a pool of their own.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	sqlite3 "modernc.org/sqlite"
+	sqlite3lib "modernc.org/sqlite/lib"
+
+	"github.com/carillon-chat/carillon"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// FileName is the database file inside the data directory.
+const FileName = "carillon.db"
+
+// DB is a Store backed by one SQLite file.
+type DB struct {
+	write *sql.DB // exactly one connection: the single writer
+	read  *sql.DB
+	path  string
+
+	// appendMu serializes AppendMessages so that lastCreated, the newest
+	// CreatedAt committed, keeps timestamps non-decreasing in commit order.
+	appendMu    sync.Mutex
+	lastCreated time.Time
+}
+
+var _ carillon.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the database in dataDir and applies any
+// pending migrations.
+func Open(ctx context.Context, dataDir string) (*DB, error) {
+	path := filepath.Join(dataDir, FileName)
+	db := &DB{path: path}
+	var err error
+	// _txlock=immediate: a write transaction takes the write lock at BEGIN,
+	// so two writers never deadlock upgrading a read lock.
+	if db.write, err = sql.Open("sqlite", dsn(path, "immediate")); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db.write.SetMaxOpenConns(1)
+	db.write.SetMaxIdleConns(1)
+	db.write.SetConnMaxLifetime(0)
+	db.write.SetConnMaxIdleTime(0)
+
+	if err := db.migrate(ctx); err != nil {
+		db.write.Close()
+		return nil, err
+	}
+
+	if db.read, err = sql.Open("sqlite", dsn(path, "deferred")+"&_pragma=query_only(1)"); err != nil {
+		db.write.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	var newest sql.NullInt64
+	if err := db.read.QueryRowContext(ctx, `SELECT max(created_at) FROM messages`).Scan(&newest); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("read %s: %w", path, classify(err))
+	}
+	if newest.Valid {
+		db.lastCreated = fromMS(newest.Int64)
+	}
+	n := max(4, runtime.GOMAXPROCS(0)*2)
+	db.read.SetMaxOpenConns(n)
+	db.read.SetMaxIdleConns(n)
+	return db, nil
+}
+
+func dsn(path, txlock string) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(2000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	// FULL: the WAL is fsynced at every commit; NORMAL could lose the last
+	// commits on power loss, and a 200 promises they are kept.
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_txlock", txlock)
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	provider, err := goose.NewProvider(goose.DialectSQLite3, db.write, mustSub(migrations, "migrations"))
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := provider.Up(ctx); err != nil {
+		return fmt.Errorf("migrate %s: %w", db.path, classify(err))
+	}
+	return nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error {
+	return errors.Join(db.read.Close(), db.write.Close())
+}
+
+// Ping checks that the database can be written: it runs a write
+// transaction that changes nothing.
+func (db *DB) Ping(ctx context.Context) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return classify(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = value WHERE key = 'ping'`); err != nil {
+		return classify(err)
+	}
+	return classify(tx.Commit())
+}
+
+// Meta reads an instance setting.
+func (db *DB) Meta(ctx context.Context, key string) (string, error) {
+	var v string
+	err := db.read.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, classify(err)
+}
+
+// SetMeta writes an instance setting.
+func (db *DB) SetMeta(ctx context.Context, key, value string) error {
+	_, err := db.write.ExecContext(ctx,
+		`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+	return classify(err)
+}
+
+// inTx runs fn in a write transaction.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return classify(err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return classify(err)
+	}
+	return classify(tx.Commit())
+}
+
+// classify turns SQLite errors that mean "cannot serve now" into errors
+// wrapping carillon.ErrUnavailable; others pass through.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *carillon.Error
+	if errors.As(err, &ce) || errors.Is(err, carillon.ErrUnavailable) {
+		return err
+	}
+	var se *sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3lib.SQLITE_BUSY, sqlite3lib.SQLITE_LOCKED, sqlite3lib.SQLITE_READONLY,
+			sqlite3lib.SQLITE_IOERR, sqlite3lib.SQLITE_FULL, sqlite3lib.SQLITE_CANTOPEN,
+			sqlite3lib.SQLITE_NOMEM, sqlite3lib.SQLITE_PROTOCOL:
+			return fmt.Errorf("%w: %v", carillon.ErrUnavailable, err)
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, sql.ErrConnDone) {
+		return fmt.Errorf("%w: %v", carillon.ErrUnavailable, err)
+	}
+	return err
+}
+
+// isUniqueViolation reports whether err is a UNIQUE or PRIMARY KEY
+// constraint failure.
+func isUniqueViolation(err error) bool {
+	var se *sqlite3.Error
+	if errors.As(err, &se) {
+		c := se.Code()
+		return c == sqlite3lib.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3lib.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+func fromNullMS(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromMS(v.Int64)
+	return &t
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,165 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/carillon-chat/carillon"
+)
+
+// AppendMessages commits a batch of messages in one transaction.
+func (db *DB) AppendMessages(ctx context.Context, batch []*carillon.Append) error {
+	db.appendMu.Lock()
+	defer db.appendMu.Unlock()
+	last := db.lastCreated
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		last = db.lastCreated
+		for _, a := range batch {
+			a.Err = nil
+			if err := appendOne(ctx, tx, a, &last); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	db.lastCreated = last
+	return nil
+}
+
+// appendOne stores one entry of a batch. Failed conditions are recorded in
+// a.Err; a returned error aborts the batch.
+func appendOne(ctx context.Context, tx *sql.Tx, a *carillon.Append, last *time.Time) error {
+	m := a.Message
+	var ok bool
+	if a.WebhookTokenHash != nil {
+		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM webhooks w JOIN rooms r ON r.room_id = w.room_id
+			WHERE w.webhook_id = ? AND w.token_hash = ? AND w.deleted_at IS NULL AND r.deleted_at IS NULL)`,
+			m.SenderID, a.WebhookTokenHash).Scan(&ok)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			a.Err = carillon.Errorf(carillon.ENotFound, "This webhook URL was regenerated or deleted. Ask a room administrator for the current URL.")
+			return nil
+		}
+	}
+	if a.RequireMember {
+		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM memberships ms JOIN rooms r ON r.room_id = ms.room_id
+			WHERE ms.room_id = ? AND ms.user_id = ? AND r.deleted_at IS NULL)`, m.RoomID, m.SenderID).Scan(&ok)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			a.Err = errNoRoom()
+			return nil
+		}
+	}
+	if k := a.Idempotency; k != nil {
+		// A record older than the key's lifetime may be replaced.
+		res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (sender_id, key, content_hash, message_id, room_id, created_at)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (sender_id, key) DO UPDATE SET content_hash = excluded.content_hash, message_id = excluded.message_id,
+				room_id = excluded.room_id, created_at = excluded.created_at
+			WHERE idempotency_keys.created_at < ?`,
+			k.SenderID, k.Key, k.ContentHash, k.MessageID, k.RoomID, ms(k.CreatedAt), ms(k.CreatedAt.Add(-carillon.IdempotencyKeyTTL)))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			a.Err = carillon.Errorf(carillon.EConflict, "This Idempotency-Key was used by another request.")
+			return nil
+		}
+	}
+	// Commit order is the order of CreatedTimestamp too.
+	if m.CreatedAt.Before(*last) {
+		m.CreatedAt = *last
+	}
+	mentions, err := json.Marshal(carillon.MentionsJSON{All: m.Mentions.All, Present: m.Mentions.Present, MemberIDs: nonNil(m.Mentions.MemberIDs)})
+	if err != nil {
+		return err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO messages
+		(message_id, room_id, sender_type, sender_id, sender_name, display_name, content, format, html, mentions, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.MessageID, m.RoomID, m.SenderType, m.SenderID, m.SenderName, m.DisplayName, m.Content, m.Format, m.HTML,
+		string(mentions), ms(m.CreatedAt))
+	if err != nil {
+		return err
+	}
+	if m.Seq, err = res.LastInsertId(); err != nil {
+		return err
+	}
+	*last = m.CreatedAt
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Messages pages through a room.
+func (db *DB) Messages(ctx context.Context, roomID string, q carillon.MessageQuery) ([]carillon.Message, error) {
+	var rows *sql.Rows
+	var err error
+	const cols = `seq, message_id, room_id, content, format, html, sender_type, sender_id, sender_name, display_name, mentions, created_at`
+	if q.Ascending {
+		rows, err = db.read.QueryContext(ctx, `SELECT `+cols+` FROM messages WHERE room_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+			roomID, q.After, q.Limit)
+	} else {
+		before := q.After
+		if before == 0 {
+			before = math.MaxInt64
+		}
+		rows, err = db.read.QueryContext(ctx, `SELECT `+cols+` FROM messages WHERE room_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+			roomID, before, q.Limit)
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	msgs := make([]carillon.Message, 0, q.Limit)
+	for rows.Next() {
+		var m carillon.Message
+		var mentions string
+		var created int64
+		if err := rows.Scan(&m.Seq, &m.MessageID, &m.RoomID, &m.Content, &m.Format, &m.HTML, &m.SenderType, &m.SenderID,
+			&m.SenderName, &m.DisplayName, &mentions, &created); err != nil {
+			return nil, classify(err)
+		}
+		var mj carillon.MentionsJSON
+		if err := json.Unmarshal([]byte(mentions), &mj); err != nil {
+			return nil, err
+		}
+		m.Mentions = carillon.Mentions{All: mj.All, Present: mj.Present, MemberIDs: nonNil(mj.MemberIDs)}
+		m.CreatedAt = fromMS(created)
+		msgs = append(msgs, m)
+	}
+	return msgs, classify(rows.Err())
+}
+
+// IdempotencyRecord returns a live idempotency record or nil.
+func (db *DB) IdempotencyRecord(ctx context.Context, senderID, key string, since time.Time) (*carillon.IdempotencyRecord, error) {
+	r := carillon.IdempotencyRecord{SenderID: senderID, Key: key}
+	var created int64
+	err := db.read.QueryRowContext(ctx, `SELECT content_hash, message_id, room_id, created_at FROM idempotency_keys
+		WHERE sender_id = ? AND key = ? AND created_at >= ?`, senderID, key, ms(since)).
+		Scan(&r.ContentHash, &r.MessageID, &r.RoomID, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	r.CreatedAt = fromMS(created)
+	return &r, nil
+}

@@ -1,0 +1,166 @@
+package carillon
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the storage of a Carillon instance. Every backend (SQLite now,
+// PostgreSQL for clusters) implements it and passes the contract suite in
+// package storetest. Methods return *Error values for outcomes the user
+// should see (ENotFound, EConflict, EResourceLimit) and errors wrapping
+// ErrUnavailable when the backend cannot serve.
+type Store interface {
+	UserStore
+	RoomStore
+	WebhookStore
+	MessageStore
+
+	// Ping reports whether the backend can serve reads and writes.
+	Ping(ctx context.Context) error
+	// Meta reads an instance-wide setting ("" when unset); SetMeta writes one.
+	Meta(ctx context.Context, key string) (string, error)
+	SetMeta(ctx context.Context, key, value string) error
+	Close() error
+}
+
+// UserStore keeps users, their API tokens and their web sessions.
+type UserStore interface {
+	// CreateUser stores u (its UserID and CreatedAt set by the caller) with
+	// an optional password hash and API token hash. A taken e-mail or
+	// alias (case-insensitive) is EConflict.
+	CreateUser(ctx context.Context, u *User, passwordHash string, tokenHash []byte) error
+	CountUsers(ctx context.Context) (int, error)
+	User(ctx context.Context, userID string) (*User, error)
+	UserByEmail(ctx context.Context, email string) (*User, error)
+	// PasswordHash returns the stored password hash of a user ("" if none).
+	PasswordHash(ctx context.Context, userID string) (string, error)
+	// UpdateUser changes what upd sets. A new password or deactivation ends
+	// the user's sessions; deactivation also revokes their API tokens.
+	UpdateUser(ctx context.Context, userID string, upd UserUpdate) (*User, error)
+	// AddAPIToken gives a user one more API token (by hash).
+	AddAPIToken(ctx context.Context, userID string, tokenHash []byte) error
+	// UserByAPIToken returns the active user owning the token hash.
+	UserByAPIToken(ctx context.Context, tokenHash []byte) (*User, error)
+	CreateSession(ctx context.Context, sessionHash []byte, userID string, now time.Time) error
+	// UserBySession returns the active user of a session that was used
+	// within SessionTTL of now, and marks it used at now.
+	UserBySession(ctx context.Context, sessionHash []byte, now time.Time) (*User, error)
+	DeleteSession(ctx context.Context, sessionHash []byte) error
+}
+
+// UserUpdate lists the changes of UpdateUser; nil fields stay as they are.
+type UserUpdate struct {
+	FullName     *string
+	PasswordHash *string
+	Active       *bool
+	// KeepSession is a session hash that survives a password change (the
+	// session of the user who changed it).
+	KeepSession []byte
+}
+
+// RoomStore keeps rooms, memberships, read markers and the audit log.
+type RoomStore interface {
+	// CreateRoom stores the room and makes its creator an Administrator.
+	CreateRoom(ctx context.Context, room *Room) error
+	// Room returns a room that is not deleted.
+	Room(ctx context.Context, roomID string) (*Room, error)
+	// RoomsOfUser returns the rooms userID belongs to, with that user's
+	// unread and mention counts, ordered by name.
+	RoomsOfUser(ctx context.Context, userID string) ([]Room, error)
+	DeleteRoom(ctx context.Context, roomID, actorID string, now time.Time) error
+	// MarkRead records that userID has read roomID up to messageID.
+	MarkRead(ctx context.Context, roomID, userID, messageID string) error
+
+	// AddMember adds a user to a room (EConflict if already a member,
+	// EResourceLimit beyond MaxMembersPerRoom).
+	AddMember(ctx context.Context, m *Membership, actorID string) error
+	// Membership returns a user's membership, ENotFound if none.
+	Membership(ctx context.Context, roomID, userID string) (*Membership, error)
+	// Members returns the user members of a room ordered by full name.
+	Members(ctx context.Context, roomID string) ([]Membership, error)
+	CountMembers(ctx context.Context, roomID string) (int, error)
+	// SetRole changes a member's role; demoting the last Administrator is
+	// EConflict.
+	SetRole(ctx context.Context, roomID, userID, role, actorID string, now time.Time) (*Membership, error)
+	// RemoveMember removes a member; removing the last Administrator is
+	// EConflict.
+	RemoveMember(ctx context.Context, roomID, userID, actorID string, now time.Time) error
+
+	// AuditEvents lists a room's audit log newest first, starting after the
+	// event with id after ("" for the newest), at most limit+1 entries.
+	AuditEvents(ctx context.Context, roomID, after string, limit int) ([]AuditEvent, error)
+}
+
+// WebhookStore keeps webhooks, every token hash each ever had, and
+// tombstones of deleted ones.
+type WebhookStore interface {
+	// CreateWebhook stores w (EResourceLimit when the room already has
+	// MaxWebhooksPerRoom webhooks).
+	CreateWebhook(ctx context.Context, w *Webhook, actorID string) error
+	// Webhook returns a webhook, deleted ones included (DeletedAt set; a
+	// webhook of a deleted room counts as deleted). ENotFound if the id was
+	// never a webhook.
+	Webhook(ctx context.Context, webhookID string) (*Webhook, error)
+	// WebhooksOfRoom lists the live webhooks of a room by name.
+	WebhooksOfRoom(ctx context.Context, roomID string) ([]Webhook, error)
+	RenameWebhook(ctx context.Context, webhookID, name, actorID string, now time.Time) (*Webhook, error)
+	// RegenerateWebhook replaces the token; the old hash is kept as retired.
+	RegenerateWebhook(ctx context.Context, webhookID string, tokenHash, tokenSeal []byte, actorID string, now time.Time) (*Webhook, error)
+	DeleteWebhook(ctx context.Context, webhookID, actorID string, now time.Time) error
+	// WebhookHadToken reports whether tokenHash ever belonged to webhookID.
+	WebhookHadToken(ctx context.Context, webhookID string, tokenHash []byte) (bool, error)
+	// TouchWebhooks records last-used times (coalesced by the caller).
+	TouchWebhooks(ctx context.Context, lastUsed map[string]time.Time) error
+}
+
+// MessageStore keeps messages and idempotency keys.
+type MessageStore interface {
+	// AppendMessages commits a batch of messages in one transaction, in
+	// order. Each entry either commits (its Message gets Seq and keeps
+	// its CreatedAt) or gets its own Err (ENotFound when its condition no
+	// longer holds, EConflict when its idempotency key was taken meanwhile);
+	// a returned error means nothing of the batch was committed.
+	AppendMessages(ctx context.Context, batch []*Append) error
+	// Messages pages through a room in commit order.
+	Messages(ctx context.Context, roomID string, q MessageQuery) ([]Message, error)
+	// IdempotencyRecord returns the record of key for a sender not older
+	// than since, or nil.
+	IdempotencyRecord(ctx context.Context, senderID, key string, since time.Time) (*IdempotencyRecord, error)
+}
+
+// Append is one message for AppendMessages with the conditions under which
+// it may be stored.
+type Append struct {
+	Message *Message
+	// WebhookTokenHash, when set, requires the sending webhook to still have
+	// this token and not be deleted (a regenerate or delete that committed
+	// first wins).
+	WebhookTokenHash []byte
+	// RequireMember, when true, requires the sending user to still be a
+	// member of the room.
+	RequireMember bool
+	// Idempotency, when set, is recorded with the message.
+	Idempotency *IdempotencyRecord
+	// Err is the outcome of this entry after AppendMessages returns nil.
+	Err error
+}
+
+// IdempotencyRecord remembers the answer to an accepted request that carried
+// an Idempotency-Key.
+type IdempotencyRecord struct {
+	SenderID    string
+	Key         string
+	ContentHash []byte
+	MessageID   string
+	RoomID      string
+	CreatedAt   time.Time
+}
+
+// MessageQuery selects a page of messages. After is the Seq to continue from
+// (exclusive; 0 for the start), Limit how many to return.
+type MessageQuery struct {
+	Ascending bool
+	After     int64
+	Limit     int
+}
