@@ -73,36 +73,60 @@ func (s *Server) routes() {
 	})
 	s.mux.Handle("GET /readyz", s.handle(s.handleReady))
 
-	api := func(pattern string, h authedFunc) { s.mux.Handle(pattern, s.handle(s.authed(h))) }
 	s.mux.Handle("POST /api/v1/sessions", s.handle(s.handleLogin))
-	api("DELETE /api/v1/sessions", s.handleLogout)
+	for _, rt := range s.apiRoutes() {
+		s.mux.Handle(rt.pattern, s.handle(s.authed(rt.handler)))
+	}
+}
 
-	api("POST /api/v1/users", s.handleCreateUser)
-	api("GET /api/v1/users/me", s.handleGetMe)
-	api("PATCH /api/v1/users/me", s.handlePatchMe)
-	api("PATCH /api/v1/users/{UserId}", s.handlePatchUser)
+type apiRoute struct {
+	pattern string
+	handler authedFunc
+}
 
-	api("POST /api/v1/rooms", s.handleCreateRoom)
-	api("GET /api/v1/rooms", s.handleListRooms)
-	api("GET /api/v1/rooms/{RoomId}", s.handleGetRoom)
-	api("DELETE /api/v1/rooms/{RoomId}", s.handleDeleteRoom)
-	api("POST /api/v1/rooms/{RoomId}/read", s.handleMarkRead)
+// apiRoutes is every authenticated endpoint of the management API.
+func (s *Server) apiRoutes() []apiRoute {
+	return []apiRoute{
+		{"DELETE /api/v1/sessions", s.handleLogout},
 
-	api("POST /api/v1/rooms/{RoomId}/memberships", s.handleAddMember)
-	api("GET /api/v1/rooms/{RoomId}/memberships", s.handleListMembers)
-	api("PATCH /api/v1/rooms/{RoomId}/memberships/{MemberId}", s.handleSetRole)
-	api("DELETE /api/v1/rooms/{RoomId}/memberships/{MemberId}", s.handleRemoveMember)
+		{"POST /api/v1/users", s.handleCreateUser},
+		{"GET /api/v1/users/me", s.handleGetMe},
+		{"PATCH /api/v1/users/me", s.handlePatchMe},
+		{"PATCH /api/v1/users/{UserId}", s.handlePatchUser},
 
-	api("POST /api/v1/rooms/{RoomId}/webhooks", s.handleCreateWebhook)
-	api("GET /api/v1/rooms/{RoomId}/webhooks", s.handleListWebhooks)
-	api("PATCH /api/v1/rooms/{RoomId}/webhooks/{WebhookId}", s.handleRenameWebhook)
-	api("POST /api/v1/rooms/{RoomId}/webhooks/{WebhookId}/regenerate", s.handleRegenerateWebhook)
-	api("DELETE /api/v1/rooms/{RoomId}/webhooks/{WebhookId}", s.handleDeleteWebhook)
+		{"POST /api/v1/rooms", s.handleCreateRoom},
+		{"GET /api/v1/rooms", s.handleListRooms},
+		{"GET /api/v1/rooms/{RoomId}", s.handleGetRoom},
+		{"DELETE /api/v1/rooms/{RoomId}", s.handleDeleteRoom},
+		{"POST /api/v1/rooms/{RoomId}/read", s.handleMarkRead},
 
-	api("GET /api/v1/rooms/{RoomId}/messages", s.handleListMessages)
-	api("POST /api/v1/rooms/{RoomId}/messages", s.handlePostMessage)
+		{"POST /api/v1/rooms/{RoomId}/memberships", s.handleAddMember},
+		{"GET /api/v1/rooms/{RoomId}/memberships", s.handleListMembers},
+		{"PATCH /api/v1/rooms/{RoomId}/memberships/{MemberId}", s.handleSetRole},
+		{"DELETE /api/v1/rooms/{RoomId}/memberships/{MemberId}", s.handleRemoveMember},
 
-	api("GET /api/v1/rooms/{RoomId}/audit", s.handleAudit)
+		{"POST /api/v1/rooms/{RoomId}/webhooks", s.handleCreateWebhook},
+		{"GET /api/v1/rooms/{RoomId}/webhooks", s.handleListWebhooks},
+		{"PATCH /api/v1/rooms/{RoomId}/webhooks/{WebhookId}", s.handleRenameWebhook},
+		{"POST /api/v1/rooms/{RoomId}/webhooks/{WebhookId}/regenerate", s.handleRegenerateWebhook},
+		{"DELETE /api/v1/rooms/{RoomId}/webhooks/{WebhookId}", s.handleDeleteWebhook},
+
+		{"GET /api/v1/rooms/{RoomId}/messages", s.handleListMessages},
+		{"POST /api/v1/rooms/{RoomId}/messages", s.handlePostMessage},
+
+		{"GET /api/v1/rooms/{RoomId}/audit", s.handleAudit},
+	}
+}
+
+// APIRoutes lists the patterns of every authenticated API endpoint, so that
+// tests can check each one is covered.
+func APIRoutes() []string {
+	var s Server
+	var out []string
+	for _, rt := range s.apiRoutes() {
+		out = append(out, rt.pattern)
+	}
+	return out
 }
 
 // routeMethods are tried to tell a wrong method (405) from an unknown path.
