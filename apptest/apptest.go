@@ -232,7 +232,9 @@ type Webhook struct {
 // CreateWebhook creates a webhook as the given administrator.
 func (in *Instance) CreateWebhook(t testing.TB, adminToken, roomID, name string) Webhook {
 	t.Helper()
-	var out struct{ Webhook struct{ WebhookId, Url string } }
+	var out struct {
+		Webhook struct{ WebhookId, Url string }
+	}
 	Must(t, in.Do(t, "POST", "/api/v1/rooms/"+roomID+"/webhooks", adminToken, map[string]string{"Name": name}), 201).Decode(t, &out)
 	return Webhook{ID: out.Webhook.WebhookId, URL: out.Webhook.Url}
 }

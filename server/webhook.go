@@ -105,6 +105,10 @@ func readWebhookContent(w http.ResponseWriter, r *http.Request) (string, error) 
 	tooLarge := carillon.Errorf(carillon.EPayloadTooLarge,
 		"The request body is over %d bytes. Send at most %d bytes of Content.", carillon.MaxWebhookBodyBytes, carillon.MaxContentBytes)
 	if r.ContentLength > carillon.MaxWebhookBodyBytes {
+		// Refused unread: closing the connection keeps net/http from
+		// draining (waiting for) up to 256 KiB of body before it sends
+		// this answer.
+		w.Header().Set("Connection", "close")
 		return "", tooLarge
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, carillon.MaxWebhookBodyBytes))
