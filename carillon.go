@@ -117,6 +117,25 @@ type Message struct {
 	CreatedAt   time.Time
 }
 
+// Notification reasons, most specific last.
+const (
+	ReasonAll     = "All"
+	ReasonPresent = "Present"
+	ReasonDirect  = "Direct"
+)
+
+// Notification tells a member that a message mentions them.
+type Notification struct {
+	NotificationID string
+	UserID         string
+	MessageID      string
+	MessageSeq     int64
+	RoomID         string
+	Reason         string
+	Read           bool
+	CreatedAt      time.Time
+}
+
 // AuditEvent records an administrative action on a room.
 type AuditEvent struct {
 	AuditEventID string

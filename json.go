@@ -60,3 +60,19 @@ func (m *Message) JSON() MessageJSON {
 
 // MarshalJSON encodes m in its API shape.
 func (m *Message) MarshalJSON() ([]byte, error) { return json.Marshal(m.JSON()) }
+
+// NotificationJSON is the API shape of a notification (SPEC §3).
+type NotificationJSON struct {
+	NotificationID   string `json:"NotificationId"`
+	MessageID        string `json:"MessageId"`
+	RoomID           string `json:"RoomId"`
+	Reason           string `json:"Reason"`
+	Read             bool   `json:"Read"`
+	CreatedTimestamp string `json:"CreatedTimestamp"`
+}
+
+// JSON returns the API shape of n.
+func (n *Notification) JSON() NotificationJSON {
+	return NotificationJSON{NotificationID: n.NotificationID, MessageID: n.MessageID, RoomID: n.RoomID,
+		Reason: n.Reason, Read: n.Read, CreatedTimestamp: FormatTime(n.CreatedAt)}
+}

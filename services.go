@@ -25,15 +25,31 @@ type Reservation struct {
 
 // Event is one live event for the streams of the users it concerns.
 type Event struct {
-	Type   string // "message", "membership", "webhook", ...
-	RoomID string // the room it belongs to, "" when not room-bound
-	// Seq orders replayable events (messages); 0 for others.
-	Seq int64
-	// UserIDs restricts delivery to these users when not nil.
+	Type string // "message", "notification", "presence", "membership", "webhook"
+	// RoomID routes the event to the streams of the room's members; "" for
+	// events routed by UserIDs only.
+	RoomID string
+	// UserIDs, when not nil, are the only users whose streams get it.
 	UserIDs []string
+	// Seq is the commit position of message and notification events (the
+	// message's Seq); 0 for others.
+	Seq int64
+	// Joined and Left name a user whose streams must start or stop
+	// following RoomID (membership changes), before the event is routed.
+	Joined, Left string
 	// Data is the event's JSON, serialized once for every stream.
 	Data []byte
 }
+
+// Event types (SPEC §4).
+const (
+	EventMessage      = "message"
+	EventNotification = "notification"
+	EventPresence     = "presence"
+	EventMembership   = "membership"
+	EventWebhook      = "webhook"
+	EventReset        = "reset"
+)
 
 // Broker fans events out to live subscribers. Implementations: in-process
 // (package fanout) and, for clusters, one spanning all nodes.
@@ -43,4 +59,19 @@ type Broker interface {
 	// until cancel is called. A subscriber that falls behind by more than
 	// the channel's buffer is dropped: its channel is closed.
 	Subscribe() (events <-chan Event, cancel func())
+}
+
+// Presence tracks which members have a live event stream open (SPEC §2:
+// present while a stream is open and for 30 seconds after the last one
+// closes). Implementations: in-process (package presence) and, for
+// clusters, one shared by all nodes.
+type Presence interface {
+	// Connect records an open stream; the returned function records its
+	// close.
+	Connect(ctx context.Context, userID string) (disconnect func(), err error)
+	// Present reports which of the given users are present.
+	Present(ctx context.Context, userIDs []string) (map[string]bool, error)
+	// Changes returns the users whose presence changed since the last call,
+	// with their presence now. Called about once a second.
+	Changes(ctx context.Context) (map[string]bool, error)
 }

@@ -15,6 +15,7 @@ type Store interface {
 	RoomStore
 	WebhookStore
 	MessageStore
+	NotificationStore
 
 	// Ping reports whether the backend can serve reads and writes.
 	Ping(ctx context.Context) error
@@ -129,6 +130,41 @@ type MessageStore interface {
 	IdempotencyRecord(ctx context.Context, senderID, key string, since time.Time) (*IdempotencyRecord, error)
 }
 
+// NotificationStore keeps the notifications of mentions, and reads what a
+// live event stream must replay.
+type NotificationStore interface {
+	// Notifications lists a user's notifications, newest first, at most
+	// limit, only unread ones when unreadOnly.
+	Notifications(ctx context.Context, userID string, unreadOnly bool, limit int) ([]Notification, error)
+	// MarkNotificationsRead marks the given notifications of the user read,
+	// or all of them when all is true.
+	MarkNotificationsRead(ctx context.Context, userID string, ids []string, all bool) error
+	// RoomIDsOfUser lists the live rooms a user belongs to.
+	RoomIDsOfUser(ctx context.Context, userID string) ([]string, error)
+	// RoomMates lists the users who share at least one live room with
+	// userID (userID included).
+	RoomMates(ctx context.Context, userID string) ([]string, error)
+	// Replay returns, in commit order, the messages of the user's rooms and
+	// the user's notifications committed after position after, at most
+	// limit of them; see ReplayItem.
+	Replay(ctx context.Context, userID string, after EventPosition, limit int) ([]ReplayItem, error)
+	// NewestSeq returns the Seq of the newest message (0 when none).
+	NewestSeq(ctx context.Context) (int64, error)
+}
+
+// EventPosition is a place in the event stream: after the message with
+// this Seq, and after its notification too when Notification is true.
+type EventPosition struct {
+	Seq          int64
+	Notification bool
+}
+
+// ReplayItem is a message or a notification to replay.
+type ReplayItem struct {
+	Message      *Message
+	Notification *Notification
+}
+
 // Append is one message for AppendMessages with the conditions under which
 // it may be stored.
 type Append struct {
@@ -142,6 +178,9 @@ type Append struct {
 	RequireMember bool
 	// Idempotency, when set, is recorded with the message.
 	Idempotency *IdempotencyRecord
+	// Notifications are stored with the message (their MessageSeq is set
+	// on insert).
+	Notifications []*Notification
 	// Err is the outcome of this entry after AppendMessages returns nil.
 	Err error
 }

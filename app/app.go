@@ -20,6 +20,7 @@ import (
 	"github.com/carillon-chat/carillon"
 	"github.com/carillon-chat/carillon/fanout"
 	"github.com/carillon-chat/carillon/ingest"
+	"github.com/carillon-chat/carillon/presence"
 	"github.com/carillon-chat/carillon/ratelimit"
 	"github.com/carillon-chat/carillon/secret"
 	"github.com/carillon-chat/carillon/server"
@@ -47,6 +48,10 @@ type Config struct {
 	// server accepts connections.
 	Ready func(addr net.Addr)
 }
+
+// PresenceGrace is how long a member stays present after their last event
+// stream closes.
+const PresenceGrace = 30 * time.Second
 
 // ShutdownTimeout bounds the graceful drain on SIGTERM.
 const ShutdownTimeout = 8 * time.Second
@@ -111,18 +116,20 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	broker := fanout.New(1024)
+	tracker := presence.New(PresenceGrace, nil)
 	webhookLimiter := ratelimit.New(cfg.WebhookRate, cfg.WebhookBurst, nil)
 	userLimiter := ratelimit.New(carillon.UserMessagesPerSecond, carillon.UserMessagesPerSecond, nil)
 	bg, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
 	go webhookLimiter.Run(bg, time.Minute)
 	go userLimiter.Run(bg, time.Minute)
+	go announcePresence(bg, store, tracker, broker, log)
 
-	writer := ingest.New(store, broker, webhookLimiter, userLimiter, ingest.Config{Logger: log})
+	writer := ingest.New(store, broker, tracker, webhookLimiter, userLimiter, ingest.Config{Logger: log})
 	go writer.Run(bg)
 
 	srv := server.New(server.Config{Store: store, Ingest: writer, Key: key, PublicURL: publicURL, Logger: log,
-		SecureCookies: cfg.TLSCert != ""})
+		Broker: broker, Presence: tracker, SecureCookies: cfg.TLSCert != ""})
 	httpServer := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,7 @@ type Config struct {
 type Service struct {
 	store    carillon.Store
 	broker   carillon.Broker
+	presence carillon.Presence
 	webhooks carillon.RateLimiter
 	users    carillon.RateLimiter
 	cfg      Config
@@ -54,7 +56,7 @@ type pending struct {
 }
 
 // New returns a Service; call Run to start its writer.
-func New(store carillon.Store, broker carillon.Broker, webhookLimiter, userLimiter carillon.RateLimiter, cfg Config) *Service {
+func New(store carillon.Store, broker carillon.Broker, presence carillon.Presence, webhookLimiter, userLimiter carillon.RateLimiter, cfg Config) *Service {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 8192
 	}
@@ -71,7 +73,7 @@ func New(store carillon.Store, broker carillon.Broker, webhookLimiter, userLimit
 		cfg.Logger = slog.Default()
 	}
 	return &Service{
-		store: store, broker: broker, webhooks: webhookLimiter, users: userLimiter, cfg: cfg,
+		store: store, broker: broker, presence: presence, webhooks: webhookLimiter, users: userLimiter, cfg: cfg,
 		queue:   make(chan *pending, cfg.QueueSize),
 		stopped: make(chan struct{}),
 		flights: make(map[string]chan struct{}),
@@ -140,17 +142,22 @@ func (s *Service) Submit(ctx context.Context, p Post) (Accepted, error) {
 			return Accepted{}, err
 		}
 	}
-	rendered := render.Render(p.Content)
-	if rendered.Mentions.All || rendered.Mentions.Present {
-		n, err := s.store.CountMembers(ctx, p.RoomID)
-		if err != nil {
+	// Mentions resolve against the members at the time of posting; a
+	// message without "@" mentions no one.
+	var members []carillon.Membership
+	var dir *render.Directory
+	if strings.IndexByte(p.Content, '@') >= 0 {
+		var err error
+		if members, err = s.store.Members(ctx, p.RoomID); err != nil {
 			return Accepted{}, err
 		}
-		if n > carillon.MaxBroadcastMembers {
-			return Accepted{}, carillon.Errorf(carillon.EBadRequest,
-				"@All and @Present can be used only in rooms of at most %d members; this room has %d. Mention people by alias instead.",
-				carillon.MaxBroadcastMembers, n)
-		}
+		dir = directoryOf(members)
+	}
+	rendered := render.Render(p.Content, dir)
+	if (rendered.Mentions.All || rendered.Mentions.Present) && len(members) > carillon.MaxBroadcastMembers {
+		return Accepted{}, carillon.Errorf(carillon.EBadRequest,
+			"@All and @Present can be used only in rooms of at most %d members; this room has %d. Mention people by alias instead.",
+			carillon.MaxBroadcastMembers, len(members))
 	}
 
 	contentHash := sha256.Sum256([]byte(p.Content))
@@ -206,6 +213,10 @@ func (s *Service) Submit(ctx context.Context, p Post) (Accepted, error) {
 			MessageID: msg.MessageID, RoomID: msg.RoomID, CreatedAt: now,
 		}
 	}
+	if pd.append.Notifications, err = s.notifications(ctx, p.SenderID, rendered.Mentions, members); err != nil {
+		res.Cancel()
+		return Accepted{}, err
+	}
 	if err := s.enqueue(pd); err != nil {
 		res.Cancel()
 		return Accepted{}, err
@@ -220,6 +231,63 @@ func (s *Service) Submit(ctx context.Context, p Post) (Accepted, error) {
 		return Accepted{}, pd.err
 	}
 	return Accepted{MessageID: msg.MessageID, RoomID: msg.RoomID}, nil
+}
+
+func directoryOf(members []carillon.Membership) *render.Directory {
+	dm := make([]render.Member, len(members))
+	for i, m := range members {
+		dm[i] = render.Member{ID: m.UserID, Alias: m.User.Alias, Email: m.User.Email}
+	}
+	return render.NewDirectory(dm)
+}
+
+// notifications decides who a message notifies (SPEC §2): @All every
+// member, @Present the members present now, a direct mention that member;
+// never the sender; one per member, the most specific reason winning.
+func (s *Service) notifications(ctx context.Context, senderID string, m carillon.Mentions, members []carillon.Membership) ([]*carillon.Notification, error) {
+	if !m.All && !m.Present && len(m.MemberIDs) == 0 {
+		return nil, nil
+	}
+	rank := map[string]int{carillon.ReasonAll: 1, carillon.ReasonPresent: 2, carillon.ReasonDirect: 3}
+	reasons := make(map[string]string)
+	give := func(userID, reason string) {
+		if rank[reason] > rank[reasons[userID]] {
+			reasons[userID] = reason
+		}
+	}
+	if m.All || m.Present {
+		ids := make([]string, len(members))
+		for i := range members {
+			ids[i] = members[i].UserID
+		}
+		var present map[string]bool
+		if m.Present {
+			var err error
+			if present, err = s.presence.Present(ctx, ids); err != nil {
+				return nil, err
+			}
+		}
+		for _, id := range ids {
+			if m.All {
+				give(id, carillon.ReasonAll)
+			}
+			if present[id] {
+				give(id, carillon.ReasonPresent)
+			}
+		}
+	}
+	for _, id := range m.MemberIDs {
+		give(id, carillon.ReasonDirect)
+	}
+	var notes []*carillon.Notification
+	for _, mb := range members {
+		reason, ok := reasons[mb.UserID]
+		if !ok || mb.UserID == senderID || !mb.User.Active {
+			continue
+		}
+		notes = append(notes, &carillon.Notification{NotificationID: uuid.NewString(), UserID: mb.UserID, Reason: reason})
+	}
+	return notes, nil
 }
 
 func (s *Service) limitText(senderType string) string {
@@ -369,21 +437,30 @@ func (s *Service) commit(batch []*pending, touched map[string]time.Time) {
 			touched[p.append.Message.SenderID] = p.append.Message.CreatedAt
 		}
 		if p.err == nil {
-			s.publish(p.append.Message)
+			s.publish(&p.append)
 		}
 		close(p.done)
 	}
 }
 
-func (s *Service) publish(m *carillon.Message) {
+// publish sends a stored message to the room's streams, then each of its
+// notifications to the member concerned.
+func (s *Service) publish(a *carillon.Append) {
+	m := a.Message
 	data, err := json.Marshal(m)
 	if err != nil {
 		s.cfg.Logger.Error("encode message event", "err", err)
 		return
 	}
-	ev := carillon.Event{Type: "message", RoomID: m.RoomID, Seq: m.Seq, Data: data}
-	if err := s.broker.Publish(context.Background(), ev); err != nil {
-		s.cfg.Logger.Warn("publish message event", "err", err)
+	events := []carillon.Event{{Type: carillon.EventMessage, RoomID: m.RoomID, Seq: m.Seq, Data: data}}
+	for _, n := range a.Notifications {
+		data, _ := json.Marshal(n.JSON())
+		events = append(events, carillon.Event{Type: carillon.EventNotification, RoomID: m.RoomID, UserIDs: []string{n.UserID}, Seq: m.Seq, Data: data})
+	}
+	for _, ev := range events {
+		if err := s.broker.Publish(context.Background(), ev); err != nil {
+			s.cfg.Logger.Warn("live event not published", "type", ev.Type, "err", err)
+		}
 	}
 }
 

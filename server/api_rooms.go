@@ -38,8 +38,8 @@ type membershipJSON struct {
 	Present *bool      `json:"Present"`
 }
 
-func toMembershipJSON(m *carillon.Membership) membershipJSON {
-	email, alias, role, present := m.User.Email, m.User.Alias, m.Role, false
+func toMembershipJSON(m *carillon.Membership, present bool) membershipJSON {
+	email, alias, role := m.User.Email, m.User.Alias, m.Role
 	return membershipJSON{RoomID: m.RoomID, Role: &role, Present: &present,
 		Member: memberJSON{MemberID: m.UserID, MemberType: carillon.MemberTypeUser, Email: &email, Alias: &alias, FullName: m.User.FullName}}
 }
@@ -61,6 +61,8 @@ func (s *Server) handleCreateRoom(w http.ResponseWriter, r *http.Request, c *cal
 	if err := s.store.CreateRoom(r.Context(), room); err != nil {
 		return err
 	}
+	s.publishMembership("Added", toMembershipJSON(&carillon.Membership{RoomID: room.RoomID, UserID: c.UserID,
+		Role: carillon.RoleAdministrator, User: *c.User}, true))
 	writeJSON(w, http.StatusCreated, map[string]any{"Room": toRoomJSON(room)})
 	return nil
 }
@@ -182,7 +184,9 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request, c *call
 	if err := s.store.AddMember(r.Context(), m, c.UserID); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"RoomMembership": toMembershipJSON(m)})
+	out := toMembershipJSON(m, s.isPresent(r, m.UserID))
+	s.publishMembership("Added", out)
+	writeJSON(w, http.StatusCreated, map[string]any{"RoomMembership": out})
 	return nil
 }
 
@@ -199,15 +203,30 @@ func (s *Server) handleListMembers(w http.ResponseWriter, r *http.Request, c *ca
 	if err != nil {
 		return err
 	}
+	ids := make([]string, len(members))
+	for i := range members {
+		ids[i] = members[i].UserID
+	}
+	present, err := s.cfg.Presence.Present(r.Context(), ids)
+	if err != nil {
+		return err
+	}
 	out := make([]membershipJSON, 0, len(members)+len(hooks))
 	for i := range members {
-		out = append(out, toMembershipJSON(&members[i]))
+		out = append(out, toMembershipJSON(&members[i], present[members[i].UserID]))
 	}
 	for i := range hooks {
 		out = append(out, webhookMembershipJSON(&hooks[i]))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"RoomMemberships": out})
 	return nil
+}
+
+// isPresent reports a user's presence for a roster entry; an error reads as
+// absent.
+func (s *Server) isPresent(r *http.Request, userID string) bool {
+	p, err := s.cfg.Presence.Present(r.Context(), []string{userID})
+	return err == nil && p[userID]
 }
 
 // memberTarget loads the membership named in the path.
@@ -244,7 +263,11 @@ func (s *Server) handleSetRole(w http.ResponseWriter, r *http.Request, c *caller
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"RoomMembership": toMembershipJSON(m)})
+	out := toMembershipJSON(m, s.isPresent(r, m.UserID))
+	if target.Role != m.Role {
+		s.publishMembership("RoleChanged", out)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"RoomMembership": out})
 	return nil
 }
 
@@ -264,6 +287,7 @@ func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request, c *c
 	if err := s.store.RemoveMember(r.Context(), a.room.RoomID, target.UserID, c.UserID, s.now()); err != nil {
 		return err
 	}
+	s.publishMembership("Removed", toMembershipJSON(target, false))
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

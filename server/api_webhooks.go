@@ -67,6 +67,7 @@ func (s *Server) handleCreateWebhook(w http.ResponseWriter, r *http.Request, c *
 	if err := s.store.CreateWebhook(r.Context(), hook, c.UserID); err != nil {
 		return err
 	}
+	s.publishWebhook("Created", hook)
 	writeJSON(w, http.StatusCreated, map[string]any{"Webhook": s.toWebhookJSON(hook)})
 	return nil
 }
@@ -123,6 +124,7 @@ func (s *Server) handleRenameWebhook(w http.ResponseWriter, r *http.Request, c *
 	if err != nil {
 		return err
 	}
+	s.publishWebhook("Renamed", hook)
 	writeJSON(w, http.StatusOK, map[string]any{"Webhook": s.toWebhookJSON(hook)})
 	return nil
 }
@@ -157,6 +159,7 @@ func (s *Server) handleDeleteWebhook(w http.ResponseWriter, r *http.Request, c *
 	if err := s.store.DeleteWebhook(r.Context(), hook.WebhookID, c.UserID, s.now()); err != nil {
 		return err
 	}
+	s.publishWebhook("Deleted", hook)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -25,6 +25,8 @@ type Config struct {
 	PublicURL string // scheme://host[:port][/prefix], no trailing slash
 	Logger    *slog.Logger
 	Now       func() time.Time
+	Broker    carillon.Broker
+	Presence  carillon.Presence
 	// SecureCookies marks the session cookie Secure (under TLS).
 	SecureCookies bool
 }
@@ -115,6 +117,11 @@ func (s *Server) apiRoutes() []apiRoute {
 		{"POST /api/v1/rooms/{RoomId}/messages", s.handlePostMessage},
 
 		{"GET /api/v1/rooms/{RoomId}/audit", s.handleAudit},
+
+		{"GET /api/v1/notifications", s.handleListNotifications},
+		{"POST /api/v1/notifications/read", s.handleReadNotifications},
+
+		{"GET /api/v1/events", s.handleEvents},
 	}
 }
 
@@ -138,6 +145,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
+	// Every path under /incomingwebhooks/ is the webhook endpoint's to
+	// answer (SPEC §1), unclean ones ("//", "/./", "/../") included: the
+	// mux would answer those with a plain-text redirect carrying the token.
+	if r.URL.Path == "/incomingwebhooks" || strings.HasPrefix(r.URL.Path, webhookPrefix) {
+		s.handleWebhook(w, r)
+		return
+	}
 	if _, pattern := s.mux.Handler(r); pattern != "" {
 		s.mux.ServeHTTP(w, r)
 		return

@@ -96,6 +96,9 @@ func appendOne(ctx context.Context, tx *sql.Tx, a *carillon.Append, last *time.T
 	if m.Seq, err = res.LastInsertId(); err != nil {
 		return err
 	}
+	if err := insertNotifications(ctx, tx, m, a.Notifications); err != nil {
+		return err
+	}
 	*last = m.CreatedAt
 	return nil
 }
@@ -107,27 +110,34 @@ func nonNil(s []string) []string {
 	return s
 }
 
+const messageColumns = `seq, message_id, room_id, content, format, html, sender_type, sender_id, sender_name, display_name, mentions, created_at`
+
 // Messages pages through a room.
 func (db *DB) Messages(ctx context.Context, roomID string, q carillon.MessageQuery) ([]carillon.Message, error) {
-	var rows *sql.Rows
-	var err error
-	const cols = `seq, message_id, room_id, content, format, html, sender_type, sender_id, sender_name, display_name, mentions, created_at`
 	if q.Ascending {
-		rows, err = db.read.QueryContext(ctx, `SELECT `+cols+` FROM messages WHERE room_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+		return queryMessages(ctx, db.read, `SELECT `+messageColumns+` FROM messages WHERE room_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
 			roomID, q.After, q.Limit)
-	} else {
-		before := q.After
-		if before == 0 {
-			before = math.MaxInt64
-		}
-		rows, err = db.read.QueryContext(ctx, `SELECT `+cols+` FROM messages WHERE room_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
-			roomID, before, q.Limit)
 	}
+	before := q.After
+	if before == 0 {
+		before = math.MaxInt64
+	}
+	return queryMessages(ctx, db.read, `SELECT `+messageColumns+` FROM messages WHERE room_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+		roomID, before, q.Limit)
+}
+
+type rowsQueryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// queryMessages runs a query selecting messageColumns.
+func queryMessages(ctx context.Context, q rowsQueryer, query string, args ...any) ([]carillon.Message, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, classify(err)
 	}
 	defer rows.Close()
-	msgs := make([]carillon.Message, 0, q.Limit)
+	msgs := []carillon.Message{}
 	for rows.Next() {
 		var m carillon.Message
 		var mentions string

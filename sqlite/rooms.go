@@ -50,7 +50,8 @@ func (db *DB) Room(ctx context.Context, roomID string) (*carillon.Room, error) {
 // RoomsOfUser lists a user's rooms with unread counts.
 func (db *DB) RoomsOfUser(ctx context.Context, userID string) ([]carillon.Room, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT r.room_id, r.name, r.created_by, r.created_at,
-			(SELECT count(*) FROM messages m WHERE m.room_id = r.room_id AND m.seq > ms.last_read_seq AND m.sender_id <> ms.user_id)
+			(SELECT count(*) FROM messages m WHERE m.room_id = r.room_id AND m.seq > ms.last_read_seq AND m.sender_id <> ms.user_id),
+			(SELECT count(*) FROM notifications n WHERE n.user_id = ms.user_id AND n.room_id = r.room_id AND n.read = 0)
 		FROM memberships ms JOIN rooms r ON r.room_id = ms.room_id
 		WHERE ms.user_id = ? AND r.deleted_at IS NULL
 		ORDER BY r.name, r.room_id`, userID)
@@ -62,7 +63,7 @@ func (db *DB) RoomsOfUser(ctx context.Context, userID string) ([]carillon.Room, 
 	for rows.Next() {
 		var r carillon.Room
 		var created int64
-		if err := rows.Scan(&r.RoomID, &r.Name, &r.CreatedBy, &created, &r.UnreadCount); err != nil {
+		if err := rows.Scan(&r.RoomID, &r.Name, &r.CreatedBy, &created, &r.UnreadCount, &r.MentionCount); err != nil {
 			return nil, classify(err)
 		}
 		r.CreatedAt = fromMS(created)
@@ -107,7 +108,10 @@ func (db *DB) MarkRead(ctx context.Context, roomID, userID, messageID string) er
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errNoMember()
 		}
-		return nil
+		// Reading a room reads the mentions up to there too.
+		_, err = tx.ExecContext(ctx, `UPDATE notifications SET read = 1
+			WHERE user_id = ? AND room_id = ? AND message_seq <= ? AND read = 0`, userID, roomID, seq)
+		return err
 	})
 }
 

@@ -1,0 +1,189 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+
+	"github.com/carillon-chat/carillon"
+)
+
+// insertNotifications stores the notifications of a message just inserted.
+func insertNotifications(ctx context.Context, tx *sql.Tx, m *carillon.Message, notes []*carillon.Notification) error {
+	for _, n := range notes {
+		n.MessageSeq = m.Seq
+		n.MessageID = m.MessageID
+		n.RoomID = m.RoomID
+		n.CreatedAt = m.CreatedAt
+		if _, err := tx.ExecContext(ctx, `INSERT INTO notifications
+			(notification_id, user_id, message_id, message_seq, room_id, reason, read, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, 0, ?)`,
+			n.NotificationID, n.UserID, n.MessageID, n.MessageSeq, n.RoomID, n.Reason, ms(n.CreatedAt)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const notificationColumns = `notification_id, user_id, message_id, message_seq, room_id, reason, read, created_at`
+
+func scanNotification(row rowScanner) (*carillon.Notification, error) {
+	var n carillon.Notification
+	var created int64
+	if err := row.Scan(&n.NotificationID, &n.UserID, &n.MessageID, &n.MessageSeq, &n.RoomID, &n.Reason, &n.Read, &created); err != nil {
+		return nil, classify(err)
+	}
+	n.CreatedAt = fromMS(created)
+	return &n, nil
+}
+
+// Notifications lists a user's notifications, newest first.
+func (db *DB) Notifications(ctx context.Context, userID string, unreadOnly bool, limit int) ([]carillon.Notification, error) {
+	q := `SELECT ` + notificationColumns + ` FROM notifications WHERE user_id = ?`
+	if unreadOnly {
+		q += ` AND read = 0`
+	}
+	rows, err := db.read.QueryContext(ctx, q+` ORDER BY message_seq DESC LIMIT ?`, userID, limit)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	out := []carillon.Notification{}
+	for rows.Next() {
+		n, err := scanNotification(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *n)
+	}
+	return out, classify(rows.Err())
+}
+
+// MarkNotificationsRead marks notifications read.
+func (db *DB) MarkNotificationsRead(ctx context.Context, userID string, ids []string, all bool) error {
+	if all {
+		_, err := db.write.ExecContext(ctx, `UPDATE notifications SET read = 1 WHERE user_id = ? AND read = 0`, userID)
+		return classify(err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, userID)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err := db.write.ExecContext(ctx, `UPDATE notifications SET read = 1 WHERE user_id = ? AND notification_id IN (?`+
+		strings.Repeat(",?", len(ids)-1)+`)`, args...)
+	return classify(err)
+}
+
+// RoomIDsOfUser lists a user's live rooms.
+func (db *DB) RoomIDsOfUser(ctx context.Context, userID string) ([]string, error) {
+	return db.strings(ctx, `SELECT ms.room_id FROM memberships ms JOIN rooms r ON r.room_id = ms.room_id
+		WHERE ms.user_id = ? AND r.deleted_at IS NULL`, userID)
+}
+
+// RoomMates lists the users sharing a live room with userID.
+func (db *DB) RoomMates(ctx context.Context, userID string) ([]string, error) {
+	return db.strings(ctx, `SELECT DISTINCT other.user_id
+		FROM memberships mine
+		JOIN rooms r ON r.room_id = mine.room_id AND r.deleted_at IS NULL
+		JOIN memberships other ON other.room_id = mine.room_id
+		WHERE mine.user_id = ?`, userID)
+}
+
+func (db *DB) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, classify(err)
+		}
+		out = append(out, s)
+	}
+	return out, classify(rows.Err())
+}
+
+// NewestSeq returns the newest message's Seq.
+func (db *DB) NewestSeq(ctx context.Context) (int64, error) {
+	var seq sql.NullInt64
+	err := db.read.QueryRowContext(ctx, `SELECT max(seq) FROM messages`).Scan(&seq)
+	return seq.Int64, classify(err)
+}
+
+// Replay returns the events a stream missed after position after: the
+// messages of the user's current rooms and the user's notifications, in
+// commit order (a message before its notification).
+func (db *DB) Replay(ctx context.Context, userID string, after carillon.EventPosition, limit int) ([]carillon.ReplayItem, error) {
+	// One read transaction, so that both queries see the same commits.
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer tx.Rollback()
+	msgs, err := queryMessages(ctx, tx, `SELECT `+messageColumns+` FROM messages
+		WHERE seq > ? AND room_id IN (SELECT ms.room_id FROM memberships ms JOIN rooms r ON r.room_id = ms.room_id
+			WHERE ms.user_id = ? AND r.deleted_at IS NULL)
+		ORDER BY seq LIMIT ?`, after.Seq, userID, limit)
+	if err != nil {
+		return nil, err
+	}
+	noteAfter := after.Seq
+	if !after.Notification {
+		noteAfter-- // the notification of message after.Seq is still due
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+notificationColumns+` FROM notifications
+		WHERE user_id = ? AND message_seq > ? ORDER BY message_seq LIMIT ?`, userID, noteAfter, limit)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	var notes []*carillon.Notification
+	for rows.Next() {
+		n, err := scanNotification(rows)
+		if err != nil {
+			return nil, err
+		}
+		notes = append(notes, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(err)
+	}
+	// Merge by Seq; stop where either list was cut by the limit, so that
+	// nothing is skipped.
+	horizon := int64(1<<63 - 1)
+	if len(msgs) == limit {
+		horizon = msgs[len(msgs)-1].Seq
+	}
+	if len(notes) == limit && notes[len(notes)-1].MessageSeq < horizon {
+		horizon = notes[len(notes)-1].MessageSeq
+	}
+	items := make([]carillon.ReplayItem, 0, len(msgs)+len(notes))
+	i, j := 0, 0
+	for {
+		var next carillon.ReplayItem
+		switch {
+		case i < len(msgs) && (j >= len(notes) || msgs[i].Seq <= notes[j].MessageSeq):
+			if msgs[i].Seq > horizon {
+				return items, nil
+			}
+			next.Message = &msgs[i]
+			i++
+		case j < len(notes):
+			if notes[j].MessageSeq > horizon {
+				return items, nil
+			}
+			next.Notification = notes[j]
+			j++
+		default:
+			return items, nil
+		}
+		items = append(items, next)
+	}
+}
