@@ -68,13 +68,16 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 		db.write.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	var newest sql.NullInt64
-	if err := db.read.QueryRowContext(ctx, `SELECT max(created_at) FROM messages`).Scan(&newest); err != nil {
+	// The newest message by commit order carries the newest CreatedAt
+	// (AppendMessages keeps them in step), found by the primary key.
+	var newest int64
+	err = db.read.QueryRowContext(ctx, `SELECT created_at FROM messages ORDER BY seq DESC LIMIT 1`).Scan(&newest)
+	switch {
+	case err == nil:
+		db.lastCreated = fromMS(newest)
+	case !errors.Is(err, sql.ErrNoRows):
 		db.Close()
 		return nil, fmt.Errorf("read %s: %w", path, classify(err))
-	}
-	if newest.Valid {
-		db.lastCreated = fromMS(newest.Int64)
 	}
 	n := max(4, runtime.GOMAXPROCS(0)*2)
 	db.read.SetMaxOpenConns(n)

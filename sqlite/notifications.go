@@ -166,7 +166,8 @@ func (db *DB) Replay(ctx context.Context, userID string, after carillon.EventPos
 	}
 	items := make([]carillon.ReplayItem, 0, len(msgs)+len(notes))
 	i, j := 0, 0
-	for {
+	// Both lists may hold up to limit items each: stop at limit in all.
+	for len(items) < limit {
 		var next carillon.ReplayItem
 		switch {
 		case i < len(msgs) && (j >= len(notes) || msgs[i].Seq <= notes[j].MessageSeq):
@@ -186,4 +187,5 @@ func (db *DB) Replay(ctx context.Context, userID string, after carillon.EventPos
 		}
 		items = append(items, next)
 	}
+	return items, nil
 }
