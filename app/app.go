@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,17 +42,40 @@ type Config struct {
 	AdminEmail    string
 	AdminToken    string
 	SecretKeyFile string
-	Logger        *slog.Logger
+	// TrustedProxies are CIDRs of reverse proxies whose X-Forwarded-For
+	// names the client (for per-address login limits).
+	TrustedProxies []string
+	Logger         *slog.Logger
 	// Banner receives the start-up banner (standard output).
 	Banner io.Writer
 	// Ready, when set, is called with the listening address once the
 	// server accepts connections.
 	Ready func(addr net.Addr)
+
+	// HTTP timeouts; zero means the default below. Tests shorten them to
+	// exercise slow clients quickly.
+	ReadHeaderTimeout time.Duration // request line and headers (slowloris)
+	ReadTimeout       time.Duration // whole request, for requests without a shorter bound
+	IdleTimeout       time.Duration // keep-alive connections between requests
+	BodyTimeout       time.Duration // a webhook request body, from its first read
 }
+
+// Defaults of the HTTP server's limits.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 60 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultBodyTimeout       = server.DefaultBodyTimeout
+	MaxHeaderBytes           = 64 << 10
+)
 
 // PresenceGrace is how long a member stays present after their last event
 // stream closes.
 const PresenceGrace = 30 * time.Second
+
+// LoginAttemptsPerMinute is how many failed logins a client address, and
+// separately an account, may make per minute (in a burst, then refilling).
+const LoginAttemptsPerMinute = 10
 
 // ShutdownTimeout bounds the graceful drain on SIGTERM.
 const ShutdownTimeout = 8 * time.Second
@@ -76,6 +100,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.WebhookRate <= 0 || cfg.WebhookBurst < 1 {
 		return errors.New("--webhook-rate must be above 0 and --webhook-burst at least 1")
+	}
+	proxies, err := parsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		return err
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
@@ -123,19 +151,22 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopBackground()
 	go webhookLimiter.Run(bg, time.Minute)
 	go userLimiter.Run(bg, time.Minute)
+	loginLimiter := ratelimit.New(LoginAttemptsPerMinute/60.0, LoginAttemptsPerMinute, nil)
+	go loginLimiter.Run(bg, time.Minute)
 	go announcePresence(bg, store, tracker, broker, log)
 
 	writer := ingest.New(store, broker, tracker, webhookLimiter, userLimiter, ingest.Config{Logger: log})
 	go writer.Run(bg)
 
 	srv := server.New(server.Config{Store: store, Ingest: writer, Key: key, PublicURL: publicURL, Logger: log,
-		Broker: broker, Presence: tracker, SecureCookies: cfg.TLSCert != ""})
+		Broker: broker, Presence: tracker, LoginLimiter: loginLimiter, TrustedProxies: proxies,
+		SecureCookies: cfg.TLSCert != "", BodyTimeout: orDefault(cfg.BodyTimeout, DefaultBodyTimeout)})
 	httpServer := &http.Server{
 		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: orDefault(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		ReadTimeout:       orDefault(cfg.ReadTimeout, DefaultReadTimeout),
+		IdleTimeout:       orDefault(cfg.IdleTimeout, DefaultIdleTimeout),
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return bg },
 	}
@@ -178,6 +209,40 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// parsePrefixes reads CIDRs (a bare address counts as a single host).
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range list {
+		for _, s := range strings.Split(item, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			if !strings.Contains(s, "/") {
+				a, err := netip.ParseAddr(s)
+				if err != nil {
+					return nil, fmt.Errorf("--trusted-proxy %q: %v", s, err)
+				}
+				s = netip.PrefixFrom(a, a.BitLen()).String()
+			}
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, fmt.Errorf("--trusted-proxy %q: %v", s, err)
+			}
+			out = append(out, p.Masked())
+		}
+	}
+	return out, nil
+}
+
+// orDefault is d, or def when d is not set.
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }
 
 const metaKeyFingerprint = "secret_key_fingerprint"

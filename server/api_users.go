@@ -203,7 +203,7 @@ func (s *Server) handlePatchUser(w http.ResponseWriter, r *http.Request, c *call
 	return nil
 }
 
-func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) (err error) {
 	if err := s.csrf.Check(r); err != nil {
 		return carillon.Errorf(carillon.EForbidden, "Cross-site requests are refused.")
 	}
@@ -211,6 +211,16 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
+	attempt, err := s.reserveLoginAttempt(r, in.Email)
+	if err != nil {
+		return err
+	}
+	// A successful login gives its attempt back: only failures count.
+	defer func() {
+		if err == nil {
+			attempt()
+		}
+	}()
 	wrong := carillon.Errorf(carillon.EUnauthorized, "The e-mail address or password is wrong.")
 	u, err := s.store.UserByEmail(r.Context(), strings.TrimSpace(in.Email))
 	if carillon.ErrorCode(err) == carillon.ENotFound {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -27,9 +28,22 @@ type Config struct {
 	Now       func() time.Time
 	Broker    carillon.Broker
 	Presence  carillon.Presence
+	// LoginLimiter limits failed logins per client address and per account.
+	LoginLimiter carillon.RateLimiter
+	// TrustedProxies may name the client in X-Forwarded-For.
+	TrustedProxies []netip.Prefix
 	// SecureCookies marks the session cookie Secure (under TLS).
 	SecureCookies bool
+	// BodyTimeout bounds how long a webhook request body may take to
+	// arrive, counted from when the handler starts reading it (default
+	// DefaultBodyTimeout). A client that trickles its body in is answered
+	// 400 and cut off instead of holding a connection for the server's
+	// whole ReadTimeout.
+	BodyTimeout time.Duration
 }
+
+// DefaultBodyTimeout is Config.BodyTimeout's default.
+const DefaultBodyTimeout = 10 * time.Second
 
 // Server serves Carillon's HTTP interface.
 type Server struct {
@@ -50,6 +64,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{cfg: cfg, store: cfg.Store, ingest: cfg.Ingest, log: cfg.Logger, now: cfg.Now,

@@ -19,19 +19,20 @@ import (
 var version = "dev"
 
 type serveCmd struct {
-	Addr          string  `default:":8080" env:"CARILLON_ADDR" help:"Address to listen on."`
-	Data          string  `default:"./carillon-data" env:"CARILLON_DATA" help:"Data directory (SQLite database, secret key)."`
-	Database      string  `env:"CARILLON_DATABASE" help:"postgres:// DSN to store data in PostgreSQL instead of SQLite."`
-	Redis         string  `env:"CARILLON_REDIS" help:"redis:// URL for running several nodes."`
-	PublicURL     string  `name:"public-url" env:"CARILLON_PUBLIC_URL" help:"URL under which clients reach this server (used in webhook URLs)."`
-	TLSCert       string  `name:"tls-cert" env:"CARILLON_TLS_CERT" help:"TLS certificate file (PEM)." type:"path"`
-	TLSKey        string  `name:"tls-key" env:"CARILLON_TLS_KEY" help:"TLS private key file (PEM)." type:"path"`
-	WebhookRate   float64 `name:"webhook-rate" default:"1" env:"CARILLON_WEBHOOK_RATE" help:"Messages per second per webhook."`
-	WebhookBurst  int     `name:"webhook-burst" default:"1" env:"CARILLON_WEBHOOK_BURST" help:"Messages a webhook may send at once."`
-	LogFormat     string  `name:"log-format" default:"text" enum:"text,json" env:"CARILLON_LOG_FORMAT" help:"Log format: text or json."`
-	AdminEmail    string  `name:"admin-email" env:"CARILLON_ADMIN_EMAIL" help:"E-mail of the instance admin created on first start (default admin@localhost)."`
-	AdminToken    string  `name:"admin-token" env:"CARILLON_ADMIN_TOKEN" help:"API token of the instance admin (at least 32 characters)."`
-	SecretKeyFile string  `name:"secret-key-file" env:"CARILLON_SECRET_KEY_FILE" help:"Secret key file (default <data>/secret.key)."`
+	Addr          string   `default:":8080" env:"CARILLON_ADDR" help:"Address to listen on."`
+	Data          string   `default:"./carillon-data" env:"CARILLON_DATA" help:"Data directory (SQLite database, secret key)."`
+	Database      string   `env:"CARILLON_DATABASE" help:"postgres:// DSN to store data in PostgreSQL instead of SQLite."`
+	Redis         string   `env:"CARILLON_REDIS" help:"redis:// URL for running several nodes."`
+	PublicURL     string   `name:"public-url" env:"CARILLON_PUBLIC_URL" help:"URL under which clients reach this server (used in webhook URLs)."`
+	TLSCert       string   `name:"tls-cert" env:"CARILLON_TLS_CERT" help:"TLS certificate file (PEM)." type:"path"`
+	TLSKey        string   `name:"tls-key" env:"CARILLON_TLS_KEY" help:"TLS private key file (PEM)." type:"path"`
+	WebhookRate   float64  `name:"webhook-rate" default:"1" env:"CARILLON_WEBHOOK_RATE" help:"Messages per second per webhook."`
+	WebhookBurst  int      `name:"webhook-burst" default:"1" env:"CARILLON_WEBHOOK_BURST" help:"Messages a webhook may send at once."`
+	LogFormat     string   `name:"log-format" default:"text" enum:"text,json" env:"CARILLON_LOG_FORMAT" help:"Log format: text or json."`
+	AdminEmail    string   `name:"admin-email" env:"CARILLON_ADMIN_EMAIL" help:"E-mail of the instance admin created on first start (default admin@localhost)."`
+	AdminToken    string   `name:"admin-token" env:"CARILLON_ADMIN_TOKEN" help:"API token of the instance admin (at least 32 characters)."`
+	SecretKeyFile string   `name:"secret-key-file" env:"CARILLON_SECRET_KEY_FILE" help:"Secret key file (default <data>/secret.key)."`
+	TrustedProxy  []string `name:"trusted-proxy" env:"CARILLON_TRUSTED_PROXY" help:"CIDR of a reverse proxy whose X-Forwarded-For names the client (repeatable)."`
 }
 
 func (c *serveCmd) Run() error {
@@ -46,7 +47,7 @@ func (c *serveCmd) Run() error {
 	err := app.Run(ctx, app.Config{
 		Addr: c.Addr, DataDir: c.Data, Database: c.Database, Redis: c.Redis, PublicURL: c.PublicURL,
 		TLSCert: c.TLSCert, TLSKey: c.TLSKey, WebhookRate: c.WebhookRate, WebhookBurst: c.WebhookBurst,
-		AdminEmail: c.AdminEmail, AdminToken: c.AdminToken, SecretKeyFile: c.SecretKeyFile,
+		AdminEmail: c.AdminEmail, AdminToken: c.AdminToken, SecretKeyFile: c.SecretKeyFile, TrustedProxies: c.TrustedProxy,
 		Logger: log, Banner: os.Stdout,
 	})
 	if err != nil {
