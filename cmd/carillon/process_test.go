@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -204,9 +205,10 @@ func postLoad(hookURL string, workers int, stop <-chan struct{}) []string {
 	return acked
 }
 
-// TestKillKeepsAcknowledgedMessages kills the server with SIGKILL in the
-// middle of a load of webhook posts, restarts it on the same data, and
-// checks that every acknowledged message is there exactly once.
+// TestKillKeepsAcknowledgedMessages kills the server with SIGKILL at random
+// moments in the middle of a load of webhook posts, restarts it on the same
+// data each time, and checks that every acknowledged message is there
+// exactly once.
 func TestKillKeepsAcknowledgedMessages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the binary")
@@ -216,13 +218,14 @@ func TestKillKeepsAcknowledgedMessages(t *testing.T) {
 	p := startServer(t, dataDir, rate...)
 	roomID, hookURL := setupWebhook(t, p.url)
 
-	const rounds = 3
+	const rounds = 20
 	var acked []string
 	for round := 0; round < rounds; round++ {
 		stop := make(chan struct{})
 		result := make(chan []string)
 		go func() { result <- postLoad(hookURL, 16, stop) }()
-		time.Sleep(time.Duration(200+round*150) * time.Millisecond)
+		// A random kill point within the load: 50 to 550 ms after it starts.
+		time.Sleep(time.Duration(50+rand.IntN(500)) * time.Millisecond)
 		p.kill(t) // mid-load: some requests are in flight
 		close(stop)
 		got := <-result
@@ -247,6 +250,7 @@ func TestKillKeepsAcknowledgedMessages(t *testing.T) {
 		}
 		t.Logf("round %d: %d acknowledged so far, %d stored", round, len(acked), len(seen))
 	}
+	t.Logf("survived %d kill points; %d acknowledged messages all stored once", rounds, len(acked))
 }
 
 // TestSIGTERMDrains stops the server with SIGTERM under load: it must exit
