@@ -21,11 +21,13 @@ import (
 	"github.com/carillon-chat/carillon"
 	"github.com/carillon-chat/carillon/fanout"
 	"github.com/carillon-chat/carillon/ingest"
+	"github.com/carillon-chat/carillon/metrics"
 	"github.com/carillon-chat/carillon/presence"
 	"github.com/carillon-chat/carillon/ratelimit"
 	"github.com/carillon-chat/carillon/secret"
 	"github.com/carillon-chat/carillon/server"
 	"github.com/carillon-chat/carillon/sqlite"
+	"github.com/carillon-chat/carillon/storecache"
 )
 
 // Config is the configuration of `carillon serve`.
@@ -45,7 +47,12 @@ type Config struct {
 	// TrustedProxies are CIDRs of reverse proxies whose X-Forwarded-For
 	// names the client (for per-address login limits).
 	TrustedProxies []string
-	Logger         *slog.Logger
+	// MaxInFlight bounds webhook requests in progress (0: the server's
+	// default).
+	MaxInFlight int
+	// MetricsToken is a scrape-only bearer token for GET /metrics.
+	MetricsToken string
+	Logger       *slog.Logger
 	// Banner receives the start-up banner (standard output).
 	Banner io.Writer
 	// Ready, when set, is called with the listening address once the
@@ -120,11 +127,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	store, err := sqlite.Open(ctx, cfg.DataDir)
+	db, err := sqlite.Open(ctx, cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer db.Close()
+	store := storecache.New(db, storecache.Config{})
 	if err := checkKeyFingerprint(ctx, store, key); err != nil {
 		return err
 	}
@@ -155,11 +163,13 @@ func Run(ctx context.Context, cfg Config) error {
 	go loginLimiter.Run(bg, time.Minute)
 	go announcePresence(bg, store, tracker, broker, log)
 
-	writer := ingest.New(store, broker, tracker, webhookLimiter, userLimiter, ingest.Config{Logger: log})
+	meters := metrics.New()
+	writer := ingest.New(store, broker, tracker, webhookLimiter, userLimiter, ingest.Config{Logger: log, Metrics: meters})
 	go writer.Run(bg)
 
 	srv := server.New(server.Config{Store: store, Ingest: writer, Key: key, PublicURL: publicURL, Logger: log,
-		Broker: broker, Presence: tracker, LoginLimiter: loginLimiter, TrustedProxies: proxies,
+		Broker: broker, Presence: tracker, LoginLimiter: loginLimiter, TrustedProxies: proxies, MaxInFlight: cfg.MaxInFlight,
+		Metrics: meters, MetricsToken: cfg.MetricsToken,
 		SecureCookies: cfg.TLSCert != "", BodyTimeout: orDefault(cfg.BodyTimeout, DefaultBodyTimeout)})
 	httpServer := &http.Server{
 		Handler:           srv,

@@ -26,6 +26,16 @@ type Options struct {
 	WebhookRate  float64 // default 1
 	WebhookBurst int     // default 1
 	DataDir      string  // default a fresh t.TempDir()
+	// HTTP timeouts (app.Config's); zero keeps the production defaults.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	BodyTimeout       time.Duration
+	// LogWriter, when set, receives the server's log (text, from debug
+	// level up); by default the log is discarded. It must be safe for
+	// concurrent writes if read while the server runs.
+	LogWriter io.Writer
+	// MaxInFlight bounds webhook requests in progress (app.Config's).
+	MaxInFlight int
 }
 
 // Instance is a running server.
@@ -56,12 +66,20 @@ func Start(t testing.TB, opts Options) *Instance {
 	ctx, cancel := context.WithCancel(context.Background())
 	inst.stop = cancel
 	ready := make(chan net.Addr, 1)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if opts.LogWriter != nil {
+		logger = slog.New(slog.NewTextHandler(opts.LogWriter, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	go func() {
 		inst.done <- app.Run(ctx, app.Config{
 			Addr: "127.0.0.1:0", DataDir: opts.DataDir, WebhookRate: opts.WebhookRate, WebhookBurst: opts.WebhookBurst,
 			AdminEmail: "admin@example.com", AdminToken: inst.AdminToken,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Ready:  func(a net.Addr) { ready <- a },
+			Logger:            logger,
+			Ready:             func(a net.Addr) { ready <- a },
+			ReadHeaderTimeout: opts.ReadHeaderTimeout,
+			ReadTimeout:       opts.ReadTimeout,
+			BodyTimeout:       opts.BodyTimeout,
+			MaxInFlight:       opts.MaxInFlight,
 		})
 	}()
 	select {

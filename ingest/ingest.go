@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/carillon-chat/carillon"
+	"github.com/carillon-chat/carillon/metrics"
 	"github.com/carillon-chat/carillon/render"
 )
 
@@ -28,6 +29,7 @@ type Config struct {
 	TouchInterval time.Duration // how often webhook last-used times are written
 	Now           func() time.Time
 	Logger        *slog.Logger
+	Metrics       *metrics.Metrics // may be nil
 }
 
 // Service accepts messages.
@@ -181,6 +183,7 @@ func (s *Service) Submit(ctx context.Context, p Post) (Accepted, error) {
 		return Accepted{}, err
 	}
 	if !res.OK {
+		s.cfg.Metrics.Throttled(p.SenderType)
 		return Accepted{}, &carillon.Error{Code: carillon.EThrottled, RetryAfter: res.RetryAfter,
 			Message: "Too many messages: the limit is " + s.limitText(p.SenderType) + ". Retry after the number of seconds in Retry-After."}
 	}
@@ -428,6 +431,7 @@ func (s *Service) commit(batch []*pending, touched map[string]time.Time) {
 		s.cfg.Logger.Error("message batch not stored", "messages", len(batch), "err", err)
 		err = unavailable("The message could not be stored. Retry after the number of seconds in Retry-After.", 2*time.Second)
 	}
+	stored := 0
 	for _, p := range batch {
 		p.err = err
 		if err == nil {
@@ -437,9 +441,13 @@ func (s *Service) commit(batch []*pending, touched map[string]time.Time) {
 			touched[p.append.Message.SenderID] = p.append.Message.CreatedAt
 		}
 		if p.err == nil {
+			stored++
 			s.publish(&p.append)
 		}
 		close(p.done)
+	}
+	if err == nil {
+		s.cfg.Metrics.Committed(stored, len(batch))
 	}
 }
 

@@ -116,6 +116,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, c *caller)
 		return err
 	}
 	defer disconnect()
+	defer s.cfg.Metrics.StreamOpened()()
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

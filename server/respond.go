@@ -82,10 +82,19 @@ const maxAPIBody = 64 * 1024
 // decodeJSON reads a JSON object request body into v. Unknown keys are
 // ignored; a missing body counts as {}.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	tooLargeErr := carillon.Errorf(carillon.EPayloadTooLarge, "The request body is over %d bytes.", maxAPIBody)
+	if r.ContentLength > maxAPIBody {
+		// Refused unread, at once: reading would wait for a body that a
+		// hostile client declares but never sends (up to the server's
+		// ReadTimeout). Closing the connection keeps net/http from
+		// draining it first.
+		w.Header().Set("Connection", "close")
+		return tooLargeErr
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		return carillon.Errorf(carillon.EPayloadTooLarge, "The request body is over %d bytes.", maxAPIBody)
+		return tooLargeErr
 	}
 	if err != nil {
 		return carillon.Errorf(carillon.EBadRequest, "The request body could not be read.")

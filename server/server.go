@@ -9,13 +9,16 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"path"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/carillon-chat/carillon"
 	"github.com/carillon-chat/carillon/ingest"
+	"github.com/carillon-chat/carillon/metrics"
 	"github.com/carillon-chat/carillon/secret"
+	"github.com/carillon-chat/carillon/webapp"
 )
 
 // Config holds what the server needs.
@@ -32,6 +35,13 @@ type Config struct {
 	LoginLimiter carillon.RateLimiter
 	// TrustedProxies may name the client in X-Forwarded-For.
 	TrustedProxies []netip.Prefix
+	// MaxInFlight bounds the webhook requests handled at once; more are
+	// answered 503 at once. Default DefaultMaxInFlight.
+	MaxInFlight int
+	// Metrics, when set, counts requests and is served at GET /metrics to
+	// the instance admin or the holder of MetricsToken.
+	Metrics      *metrics.Metrics
+	MetricsToken string
 	// SecureCookies marks the session cookie Secure (under TLS).
 	SecureCookies bool
 	// BodyTimeout bounds how long a webhook request body may take to
@@ -55,7 +65,13 @@ type Server struct {
 	mux      *http.ServeMux
 	csrf     *http.CrossOriginProtection
 	draining atomic.Bool
+	inFlight chan struct{} // admission tokens of the webhook endpoint
 }
+
+// DefaultMaxInFlight is the default bound on webhook requests in progress:
+// enough to keep the single writer's batches full, small enough that a
+// request admitted under overload still waits little.
+const DefaultMaxInFlight = 1024
 
 // New returns a Server.
 func New(cfg Config) *Server {
@@ -69,8 +85,11 @@ func New(cfg Config) *Server {
 		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
 	s := &Server{cfg: cfg, store: cfg.Store, ingest: cfg.Ingest, log: cfg.Logger, now: cfg.Now,
-		mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection()}
+		mux: http.NewServeMux(), csrf: http.NewCrossOriginProtection(), inFlight: make(chan struct{}, cfg.MaxInFlight)}
 	s.routes()
 	return s
 }
@@ -91,12 +110,22 @@ func (s *Server) routes() {
 		writeJSON(w, http.StatusOK, map[string]string{"Status": "ok"})
 	})
 	s.mux.Handle("GET /readyz", s.handle(s.handleReady))
+	s.mux.Handle("GET /metrics", s.handle(s.handleMetrics))
 
 	s.mux.Handle("POST /api/v1/sessions", s.handle(s.handleLogin))
 	for _, rt := range s.apiRoutes() {
 		s.mux.Handle(rt.pattern, s.handle(s.authed(rt.handler)))
 	}
+
+	// The web app (SPEC §5): its shell for the page routes the client-side
+	// router knows, and its static assets. ("GET" patterns also take HEAD.)
+	app := webapp.Handler()
+	for _, pattern := range []string{"GET /{$}", "GET /login", "GET /rooms/{RoomId}", "GET /assets/"} {
+		s.mux.Handle(pattern, app)
+	}
 }
+
+const eventsRoute = "GET /api/v1/events"
 
 type apiRoute struct {
 	pattern string
@@ -138,7 +167,7 @@ func (s *Server) apiRoutes() []apiRoute {
 		{"GET /api/v1/notifications", s.handleListNotifications},
 		{"POST /api/v1/notifications/read", s.handleReadNotifications},
 
-		{"GET /api/v1/events", s.handleEvents},
+		{eventsRoute, s.handleEvents},
 	}
 }
 
@@ -159,14 +188,62 @@ var routeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPatch, h
 // ServeHTTP routes a request. Requests no route takes get a JSON 404 or
 // 405 rather than the mux's plain-text answers.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Metrics == nil {
+		s.serve(w, r)
+		return
+	}
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	s.serve(rec, r)
+	route := r.Pattern // set by the mux on the request it routed
+	switch {
+	case route != "":
+	case strings.HasPrefix(r.URL.Path, "/incomingwebhooks"):
+		route = "POST /incomingwebhooks/{WebhookId}"
+	default:
+		route = "unmatched"
+	}
+	s.cfg.Metrics.Request(route, rec.status, time.Since(start), route != eventsRoute)
+}
+
+// statusRecorder remembers the status a handler answered with. Unwrap lets
+// http.ResponseController reach the connection's flusher and deadlines.
+type statusRecorder struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (rec *statusRecorder) WriteHeader(status int) {
+	if !rec.wroteHeader {
+		rec.status, rec.wroteHeader = status, true
+	}
+	rec.ResponseWriter.WriteHeader(status)
+}
+
+func (rec *statusRecorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
+
+// serve routes a request.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
+	// API answers are data, never documents: nothing may run or load in
+	// one opened directly. The web app's handler replaces this policy
+	// with its own for pages and assets.
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	// Every path under /incomingwebhooks/ is the webhook endpoint's to
 	// answer (SPEC §1), unclean ones ("//", "/./", "/../") included: the
 	// mux would answer those with a plain-text redirect carrying the token.
 	if r.URL.Path == "/incomingwebhooks" || strings.HasPrefix(r.URL.Path, webhookPrefix) {
 		s.handleWebhook(w, r)
+		return
+	}
+	// The mux would answer an unclean API path ("/api/v1//rooms",
+	// "/api/v1/x/../rooms") with an HTML redirect; under /api/ every
+	// answer is JSON (SPEC §3), and such a path names no endpoint.
+	if strings.HasPrefix(r.URL.Path, "/api/") && !isCleanPath(r.URL.Path) {
+		writeError(w, carillon.Errorf(carillon.ENotFound, "No such endpoint: %s. Paths have no empty, \".\" or \"..\" segments.", r.URL.Path))
 		return
 	}
 	if _, pattern := s.mux.Handler(r); pattern != "" {
@@ -187,6 +264,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeError(w, carillon.Errorf(carillon.ENotFound, "No such endpoint: %s.", r.URL.Path))
+}
+
+// isCleanPath reports whether p has no empty, "." or ".." segments (a
+// trailing slash allowed).
+func isCleanPath(p string) bool {
+	c := path.Clean(p)
+	return p == c || p == c+"/"
 }
 
 // handle adapts a handlerFunc: its error becomes the JSON error answer.

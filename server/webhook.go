@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding/charmap"
@@ -18,6 +20,9 @@ import (
 
 const webhookPrefix = "/incomingwebhooks/"
 
+// webhookForgetter is a store that caches webhooks (see storecache).
+type webhookForgetter interface{ ForgetWebhook(webhookID string) }
+
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
 // handleWebhook is the Chime-compatible incoming webhook endpoint. Its
@@ -27,6 +32,16 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeError(w, carillon.Errorf(carillon.EMethodNotAllowed, "Webhooks accept only POST."))
+		return
+	}
+	// Admission control: beyond the in-flight limit, shed load at once,
+	// before any lookup, rather than queue without bound.
+	select {
+	case s.inFlight <- struct{}{}:
+		defer func() { <-s.inFlight }()
+	default:
+		writeError(w, &carillon.Error{Code: carillon.EServiceUnavailable, RetryAfter: 1e9,
+			Message: "The server is overloaded. Retry after the number of seconds in Retry-After."})
 		return
 	}
 	acc, err := s.acceptWebhook(w, r)
@@ -64,6 +79,14 @@ func (s *Server) acceptWebhook(w http.ResponseWriter, r *http.Request) (ingest.A
 	}
 	gone := carillon.Errorf(carillon.ENotFound, "This webhook URL no longer works: the webhook was regenerated or deleted. Ask a room administrator for the current URL.")
 	tokenHash := secret.Hash(token)
+	if f, ok := s.store.(webhookForgetter); ok && !secret.Equal(tokenHash, hook.TokenHash) {
+		// The cached webhook may predate a regenerate on another node:
+		// look again before refusing.
+		f.ForgetWebhook(id)
+		if hook, err = s.store.Webhook(ctx, id); err != nil {
+			return ingest.Accepted{}, err
+		}
+	}
 	if !secret.Equal(tokenHash, hook.TokenHash) {
 		had, err := s.store.WebhookHadToken(ctx, id, tokenHash)
 		if err != nil {
@@ -78,7 +101,7 @@ func (s *Server) acceptWebhook(w http.ResponseWriter, r *http.Request) (ingest.A
 		return ingest.Accepted{}, gone
 	}
 
-	content, err := readWebhookContent(w, r)
+	content, err := readWebhookContent(w, r, s.cfg.BodyTimeout)
 	if err != nil {
 		return ingest.Accepted{}, err
 	}
@@ -100,8 +123,9 @@ func (s *Server) acceptWebhook(w http.ResponseWriter, r *http.Request) (ingest.A
 }
 
 // readWebhookContent reads at most MaxWebhookBodyBytes of body and returns
-// its Content. The body is JSON whatever the Content-Type says.
-func readWebhookContent(w http.ResponseWriter, r *http.Request) (string, error) {
+// its Content. The body is JSON whatever the Content-Type says. The whole
+// body must arrive within bodyTimeout.
+func readWebhookContent(w http.ResponseWriter, r *http.Request, bodyTimeout time.Duration) (string, error) {
 	tooLarge := carillon.Errorf(carillon.EPayloadTooLarge,
 		"The request body is over %d bytes. Send at most %d bytes of Content.", carillon.MaxWebhookBodyBytes, carillon.MaxContentBytes)
 	if r.ContentLength > carillon.MaxWebhookBodyBytes {
@@ -111,14 +135,30 @@ func readWebhookContent(w http.ResponseWriter, r *http.Request) (string, error) 
 		w.Header().Set("Connection", "close")
 		return "", tooLarge
 	}
+	// A per-request body deadline: without it a client sending one byte
+	// a second holds the connection (and this goroutine) for the server's
+	// whole ReadTimeout. ErrNotSupported (a ResponseWriter that is not a
+	// connection's, as in handler tests) leaves the server's own timeouts.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(bodyTimeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, carillon.MaxWebhookBodyBytes))
 	var maxErr *http.MaxBytesError
 	if errors.As(err, &maxErr) {
 		return "", tooLarge
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		w.Header().Set("Connection", "close")
+		return "", carillon.Errorf(carillon.EBadRequest,
+			"The request body did not arrive within %s. Send the whole body at once.", bodyTimeout)
+	}
 	if err != nil {
 		return "", carillon.Errorf(carillon.EBadRequest, "The request body could not be read.")
 	}
+	// The body is in. Lift the deadline: net/http now watches the
+	// connection for a client hang-up, and a deadline expiring while the
+	// message waits for its commit would cancel the request's context
+	// (and turn an accepted message into a 503).
+	rc.SetReadDeadline(time.Time{})
 	content, err := decodeContent(body)
 	if err != nil {
 		return "", err

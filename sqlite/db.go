@@ -35,6 +35,8 @@ type DB struct {
 	read  *sql.DB
 	path  string
 
+	readStmts, writeStmts *stmtCache
+
 	// appendMu serializes AppendMessages so that lastCreated, the newest
 	// CreatedAt committed, keeps timestamps non-decreasing in commit order.
 	appendMu    sync.Mutex
@@ -63,6 +65,12 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 		db.write.Close()
 		return nil, err
 	}
+	db.writeStmts = newStmtCache(db.write)
+	if err := db.prepareWrites(ctx); err != nil {
+		db.writeStmts.close()
+		db.write.Close()
+		return nil, fmt.Errorf("prepare statements: %w", classify(err))
+	}
 
 	if db.read, err = sql.Open("sqlite", dsn(path, "deferred")+"&_pragma=query_only(1)"); err != nil {
 		db.write.Close()
@@ -82,6 +90,7 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 	n := max(4, runtime.GOMAXPROCS(0)*2)
 	db.read.SetMaxOpenConns(n)
 	db.read.SetMaxIdleConns(n)
+	db.readStmts = newStmtCache(db.read)
 	return db, nil
 }
 
@@ -93,6 +102,9 @@ func dsn(path, txlock string) string {
 	// commits on power loss, and a 200 promises they are kept.
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(1)")
+	// Pages are read through a memory map rather than a read call each:
+	// every commit invalidates the other connections' page caches.
+	q.Add("_pragma", "mmap_size(268435456)")
 	q.Add("_txlock", txlock)
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
@@ -110,6 +122,8 @@ func (db *DB) migrate(ctx context.Context) error {
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.readStmts.close()
+	db.writeStmts.close()
 	return errors.Join(db.read.Close(), db.write.Close())
 }
 

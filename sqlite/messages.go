@@ -11,6 +11,22 @@ import (
 	"github.com/carillon-chat/carillon"
 )
 
+// The statements of the message write path, prepared once at open.
+const (
+	appendWebhookCheck = `SELECT EXISTS (SELECT 1 FROM webhooks w JOIN rooms r ON r.room_id = w.room_id
+			WHERE w.webhook_id = ? AND w.token_hash = ? AND w.deleted_at IS NULL AND r.deleted_at IS NULL)`
+	appendMemberCheck = `SELECT EXISTS (SELECT 1 FROM memberships ms JOIN rooms r ON r.room_id = ms.room_id
+			WHERE ms.room_id = ? AND ms.user_id = ? AND r.deleted_at IS NULL)`
+	appendIdempotencyKey = `INSERT INTO idempotency_keys (sender_id, key, content_hash, message_id, room_id, created_at)
+			VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (sender_id, key) DO UPDATE SET content_hash = excluded.content_hash, message_id = excluded.message_id,
+				room_id = excluded.room_id, created_at = excluded.created_at
+			WHERE idempotency_keys.created_at < ?`
+	appendMessage = `INSERT INTO messages
+		(message_id, room_id, sender_type, sender_id, sender_name, display_name, content, format, html, mentions, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
 // AppendMessages commits a batch of messages in one transaction.
 func (db *DB) AppendMessages(ctx context.Context, batch []*carillon.Append) error {
 	db.appendMu.Lock()
@@ -20,7 +36,7 @@ func (db *DB) AppendMessages(ctx context.Context, batch []*carillon.Append) erro
 		last = db.lastCreated
 		for _, a := range batch {
 			a.Err = nil
-			if err := appendOne(ctx, tx, a, &last); err != nil {
+			if err := db.appendOne(ctx, tx, a, &last); err != nil {
 				return err
 			}
 		}
@@ -35,12 +51,11 @@ func (db *DB) AppendMessages(ctx context.Context, batch []*carillon.Append) erro
 
 // appendOne stores one entry of a batch. Failed conditions are recorded in
 // a.Err; a returned error aborts the batch.
-func appendOne(ctx context.Context, tx *sql.Tx, a *carillon.Append, last *time.Time) error {
+func (db *DB) appendOne(ctx context.Context, tx *sql.Tx, a *carillon.Append, last *time.Time) error {
 	m := a.Message
 	var ok bool
 	if a.WebhookTokenHash != nil {
-		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM webhooks w JOIN rooms r ON r.room_id = w.room_id
-			WHERE w.webhook_id = ? AND w.token_hash = ? AND w.deleted_at IS NULL AND r.deleted_at IS NULL)`,
+		err := db.txQueryRow(ctx, tx, appendWebhookCheck,
 			m.SenderID, a.WebhookTokenHash).Scan(&ok)
 		if err != nil {
 			return err
@@ -51,8 +66,7 @@ func appendOne(ctx context.Context, tx *sql.Tx, a *carillon.Append, last *time.T
 		}
 	}
 	if a.RequireMember {
-		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM memberships ms JOIN rooms r ON r.room_id = ms.room_id
-			WHERE ms.room_id = ? AND ms.user_id = ? AND r.deleted_at IS NULL)`, m.RoomID, m.SenderID).Scan(&ok)
+		err := db.txQueryRow(ctx, tx, appendMemberCheck, m.RoomID, m.SenderID).Scan(&ok)
 		if err != nil {
 			return err
 		}
@@ -63,11 +77,7 @@ func appendOne(ctx context.Context, tx *sql.Tx, a *carillon.Append, last *time.T
 	}
 	if k := a.Idempotency; k != nil {
 		// A record older than the key's lifetime may be replaced.
-		res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (sender_id, key, content_hash, message_id, room_id, created_at)
-			VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (sender_id, key) DO UPDATE SET content_hash = excluded.content_hash, message_id = excluded.message_id,
-				room_id = excluded.room_id, created_at = excluded.created_at
-			WHERE idempotency_keys.created_at < ?`,
+		res, err := db.txExec(ctx, tx, appendIdempotencyKey,
 			k.SenderID, k.Key, k.ContentHash, k.MessageID, k.RoomID, ms(k.CreatedAt), ms(k.CreatedAt.Add(-carillon.IdempotencyKeyTTL)))
 		if err != nil {
 			return err
@@ -85,9 +95,7 @@ func appendOne(ctx context.Context, tx *sql.Tx, a *carillon.Append, last *time.T
 	if err != nil {
 		return err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO messages
-		(message_id, room_id, sender_type, sender_id, sender_name, display_name, content, format, html, mentions, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	res, err := db.txExec(ctx, tx, appendMessage,
 		m.MessageID, m.RoomID, m.SenderType, m.SenderID, m.SenderName, m.DisplayName, m.Content, m.Format, m.HTML,
 		string(mentions), ms(m.CreatedAt))
 	if err != nil {
@@ -96,7 +104,7 @@ func appendOne(ctx context.Context, tx *sql.Tx, a *carillon.Append, last *time.T
 	if m.Seq, err = res.LastInsertId(); err != nil {
 		return err
 	}
-	if err := insertNotifications(ctx, tx, m, a.Notifications); err != nil {
+	if err := db.insertNotifications(ctx, tx, m, a.Notifications); err != nil {
 		return err
 	}
 	*last = m.CreatedAt
@@ -161,7 +169,7 @@ func queryMessages(ctx context.Context, q rowsQueryer, query string, args ...any
 func (db *DB) IdempotencyRecord(ctx context.Context, senderID, key string, since time.Time) (*carillon.IdempotencyRecord, error) {
 	r := carillon.IdempotencyRecord{SenderID: senderID, Key: key}
 	var created int64
-	err := db.read.QueryRowContext(ctx, `SELECT content_hash, message_id, room_id, created_at FROM idempotency_keys
+	err := db.readRow(ctx, `SELECT content_hash, message_id, room_id, created_at FROM idempotency_keys
 		WHERE sender_id = ? AND key = ? AND created_at >= ?`, senderID, key, ms(since)).
 		Scan(&r.ContentHash, &r.MessageID, &r.RoomID, &created)
 	if errors.Is(err, sql.ErrNoRows) {

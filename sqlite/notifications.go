@@ -8,16 +8,18 @@ import (
 	"github.com/carillon-chat/carillon"
 )
 
+const appendNotification = `INSERT INTO notifications
+			(notification_id, user_id, message_id, message_seq, room_id, reason, read, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, 0, ?)`
+
 // insertNotifications stores the notifications of a message just inserted.
-func insertNotifications(ctx context.Context, tx *sql.Tx, m *carillon.Message, notes []*carillon.Notification) error {
+func (db *DB) insertNotifications(ctx context.Context, tx *sql.Tx, m *carillon.Message, notes []*carillon.Notification) error {
 	for _, n := range notes {
 		n.MessageSeq = m.Seq
 		n.MessageID = m.MessageID
 		n.RoomID = m.RoomID
 		n.CreatedAt = m.CreatedAt
-		if _, err := tx.ExecContext(ctx, `INSERT INTO notifications
-			(notification_id, user_id, message_id, message_seq, room_id, reason, read, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, 0, ?)`,
+		if _, err := db.txExec(ctx, tx, appendNotification,
 			n.NotificationID, n.UserID, n.MessageID, n.MessageSeq, n.RoomID, n.Reason, ms(n.CreatedAt)); err != nil {
 			return err
 		}

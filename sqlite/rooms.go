@@ -35,7 +35,7 @@ func (db *DB) CreateRoom(ctx context.Context, room *carillon.Room) error {
 func (db *DB) Room(ctx context.Context, roomID string) (*carillon.Room, error) {
 	var r carillon.Room
 	var created int64
-	err := db.read.QueryRowContext(ctx, `SELECT room_id, name, created_by, created_at FROM rooms
+	err := db.readRow(ctx, `SELECT room_id, name, created_by, created_at FROM rooms
 		WHERE room_id = ? AND deleted_at IS NULL`, roomID).Scan(&r.RoomID, &r.Name, &r.CreatedBy, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNoRoom()
@@ -165,10 +165,12 @@ func scanMembership(row rowScanner) (*carillon.Membership, error) {
 	return &m, nil
 }
 
+const membershipByIDs = `SELECT ` + membershipColumns + `
+	FROM memberships ms JOIN users u ON u.user_id = ms.user_id JOIN rooms r ON r.room_id = ms.room_id
+	WHERE ms.room_id = ? AND ms.user_id = ? AND r.deleted_at IS NULL`
+
 func membershipQuery(ctx context.Context, q queryer, roomID, userID string) (*carillon.Membership, error) {
-	return scanMembership(q.QueryRowContext(ctx, `SELECT `+membershipColumns+`
-		FROM memberships ms JOIN users u ON u.user_id = ms.user_id JOIN rooms r ON r.room_id = ms.room_id
-		WHERE ms.room_id = ? AND ms.user_id = ? AND r.deleted_at IS NULL`, roomID, userID))
+	return scanMembership(q.QueryRowContext(ctx, membershipByIDs, roomID, userID))
 }
 
 type queryer interface {
@@ -177,12 +179,12 @@ type queryer interface {
 
 // Membership returns one membership.
 func (db *DB) Membership(ctx context.Context, roomID, userID string) (*carillon.Membership, error) {
-	return membershipQuery(ctx, db.read, roomID, userID)
+	return scanMembership(db.readRow(ctx, membershipByIDs, roomID, userID))
 }
 
 // Members lists a room's user members by full name.
 func (db *DB) Members(ctx context.Context, roomID string) ([]carillon.Membership, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+membershipColumns+`
+	rows, err := db.readRows(ctx, `SELECT `+membershipColumns+`
 		FROM memberships ms JOIN users u ON u.user_id = ms.user_id
 		WHERE ms.room_id = ? ORDER BY u.full_name, u.user_id`, roomID)
 	if err != nil {

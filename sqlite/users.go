@@ -135,7 +135,7 @@ func (db *DB) AddAPIToken(ctx context.Context, userID string, tokenHash []byte) 
 
 // UserByAPIToken returns the active owner of an API token.
 func (db *DB) UserByAPIToken(ctx context.Context, tokenHash []byte) (*carillon.User, error) {
-	return scanUser(db.read.QueryRowContext(ctx, `SELECT `+prefixed("u.", userColumns)+`
+	return scanUser(db.readRow(ctx, `SELECT `+prefixed("u.", userColumns)+`
 		FROM api_tokens t JOIN users u ON u.user_id = t.user_id
 		WHERE t.token_hash = ? AND u.active = 1`, tokenHash))
 }
@@ -152,7 +152,7 @@ func (db *DB) CreateSession(ctx context.Context, sessionHash []byte, userID stri
 // once a minute per session.
 func (db *DB) UserBySession(ctx context.Context, sessionHash []byte, now time.Time) (*carillon.User, error) {
 	var lastUsed int64
-	row := db.read.QueryRowContext(ctx, `SELECT `+prefixed("u.", userColumns)+`, s.last_used_at
+	row := db.readRow(ctx, `SELECT `+prefixed("u.", userColumns)+`, s.last_used_at
 		FROM sessions s JOIN users u ON u.user_id = s.user_id
 		WHERE s.session_hash = ? AND u.active = 1`, sessionHash)
 	var u carillon.User

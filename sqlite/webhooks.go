@@ -31,9 +31,11 @@ func scanWebhook(row rowScanner) (*carillon.Webhook, error) {
 	return &w, nil
 }
 
+const webhookByID = `SELECT ` + webhookColumns + `
+	FROM webhooks w JOIN rooms r ON r.room_id = w.room_id WHERE w.webhook_id = ?`
+
 func webhookQuery(ctx context.Context, q queryer, webhookID string) (*carillon.Webhook, error) {
-	return scanWebhook(q.QueryRowContext(ctx, `SELECT `+webhookColumns+`
-		FROM webhooks w JOIN rooms r ON r.room_id = w.room_id WHERE w.webhook_id = ?`, webhookID))
+	return scanWebhook(q.QueryRowContext(ctx, webhookByID, webhookID))
 }
 
 // CreateWebhook stores a new webhook and its first token hash.
@@ -61,7 +63,7 @@ func (db *DB) CreateWebhook(ctx context.Context, w *carillon.Webhook, actorID st
 
 // Webhook returns a webhook, tombstones included.
 func (db *DB) Webhook(ctx context.Context, webhookID string) (*carillon.Webhook, error) {
-	return webhookQuery(ctx, db.read, webhookID)
+	return scanWebhook(db.readRow(ctx, webhookByID, webhookID))
 }
 
 // WebhooksOfRoom lists a room's live webhooks by name.
@@ -153,7 +155,7 @@ func (db *DB) DeleteWebhook(ctx context.Context, webhookID, actorID string, now 
 // WebhookHadToken reports whether a token hash ever belonged to a webhook.
 func (db *DB) WebhookHadToken(ctx context.Context, webhookID string, tokenHash []byte) (bool, error) {
 	var one int
-	err := db.read.QueryRowContext(ctx, `SELECT 1 FROM webhook_tokens WHERE token_hash = ? AND webhook_id = ?`,
+	err := db.readRow(ctx, `SELECT 1 FROM webhook_tokens WHERE token_hash = ? AND webhook_id = ?`,
 		tokenHash, webhookID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil

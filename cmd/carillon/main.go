@@ -32,6 +32,7 @@ type serveCmd struct {
 	AdminEmail    string   `name:"admin-email" env:"CARILLON_ADMIN_EMAIL" help:"E-mail of the instance admin created on first start (default admin@localhost)."`
 	AdminToken    string   `name:"admin-token" env:"CARILLON_ADMIN_TOKEN" help:"API token of the instance admin (at least 32 characters)."`
 	SecretKeyFile string   `name:"secret-key-file" env:"CARILLON_SECRET_KEY_FILE" help:"Secret key file (default <data>/secret.key)."`
+	MetricsToken  string   `name:"metrics-token" env:"CARILLON_METRICS_TOKEN" help:"Scrape-only bearer token for GET /metrics (the admin's API token works too)."`
 	TrustedProxy  []string `name:"trusted-proxy" env:"CARILLON_TRUSTED_PROXY" help:"CIDR of a reverse proxy whose X-Forwarded-For names the client (repeatable)."`
 }
 
@@ -47,7 +48,7 @@ func (c *serveCmd) Run() error {
 	err := app.Run(ctx, app.Config{
 		Addr: c.Addr, DataDir: c.Data, Database: c.Database, Redis: c.Redis, PublicURL: c.PublicURL,
 		TLSCert: c.TLSCert, TLSKey: c.TLSKey, WebhookRate: c.WebhookRate, WebhookBurst: c.WebhookBurst,
-		AdminEmail: c.AdminEmail, AdminToken: c.AdminToken, SecretKeyFile: c.SecretKeyFile, TrustedProxies: c.TrustedProxy,
+		AdminEmail: c.AdminEmail, AdminToken: c.AdminToken, SecretKeyFile: c.SecretKeyFile, TrustedProxies: c.TrustedProxy, MetricsToken: c.MetricsToken,
 		Logger: log, Banner: os.Stdout,
 	})
 	if err != nil {

@@ -1,0 +1,50 @@
+package server_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/carillon-chat/carillon/apptest"
+)
+
+// chimeSample is Amazon Chime's own sample webhook message.
+const chimeSample = `{"Content":"Message Body emoji test: :) :+1: link test: http://sample.com email test: marymajor@example.com All Members: @All All Present Members: @Present"}`
+
+// BenchmarkWebhookPost measures durable webhook posts end to end over
+// loopback HTTP (client and server share the machine), 32 at a time.
+func BenchmarkWebhookPost(b *testing.B) {
+	in := apptest.Start(b, apptest.Options{WebhookRate: 1e9, WebhookBurst: 1 << 30})
+	var urls []string
+	for r := 0; r < 4; r++ {
+		room := in.CreateRoom(b, in.AdminToken, fmt.Sprintf("Bench %d", r))
+		for i := 0; i < 10; i++ {
+			urls = append(urls, in.CreateWebhook(b, in.AdminToken, room, fmt.Sprintf("h%d", i)).URL)
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var next, failed atomic.Int64
+	b.SetParallelism(16) // 2 cores × 16 = 32 concurrent clients
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			url := urls[next.Add(1)%int64(len(urls))]
+			resp, err := client.Post(url, "application/json", strings.NewReader(chimeSample))
+			if err != nil {
+				failed.Add(1)
+				continue
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				failed.Add(1)
+			}
+		}
+	})
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d posts failed", n)
+	}
+}

@@ -1,0 +1,189 @@
+// Package storecache keeps the two lookups of the message write path in
+// memory: webhooks by id and the members of a room. It wraps any
+// carillon.Store and drops entries when this process changes them; entries
+// also expire, so that changes made by other nodes of a cluster show within
+// the TTL. The write path stays correct with a stale entry: a message is
+// stored only if its webhook still has the token it came with (checked in
+// the storing transaction), and a token that does not match the cached one
+// is looked up afresh before it is refused.
+package storecache
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/carillon-chat/carillon"
+)
+
+// Config sets the lifetimes and bounds of cached entries.
+type Config struct {
+	WebhookTTL time.Duration // default 1 minute
+	MembersTTL time.Duration // default 5 seconds
+	MaxEntries int           // per cache; beyond it the cache starts over (default 100,000)
+	Now        func() time.Time
+}
+
+// Store is a carillon.Store with cached webhook and member lookups.
+type Store struct {
+	carillon.Store
+	cfg Config
+
+	mu       sync.Mutex
+	webhooks map[string]entry[carillon.Webhook]
+	members  map[string]entry[[]carillon.Membership]
+}
+
+type entry[T any] struct {
+	value   T
+	expires time.Time
+}
+
+// New wraps store.
+func New(store carillon.Store, cfg Config) *Store {
+	if cfg.WebhookTTL <= 0 {
+		cfg.WebhookTTL = time.Minute
+	}
+	if cfg.MembersTTL <= 0 {
+		cfg.MembersTTL = 5 * time.Second
+	}
+	if cfg.MaxEntries <= 0 {
+		cfg.MaxEntries = 100_000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Store{Store: store, cfg: cfg,
+		webhooks: make(map[string]entry[carillon.Webhook]),
+		members:  make(map[string]entry[[]carillon.Membership])}
+}
+
+// Webhook returns a webhook, from memory when it was looked up recently.
+// Callers must not modify the result.
+func (s *Store) Webhook(ctx context.Context, webhookID string) (*carillon.Webhook, error) {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	e, ok := s.webhooks[webhookID]
+	s.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		w := e.value
+		return &w, nil
+	}
+	w, err := s.Store.Webhook(ctx, webhookID)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if len(s.webhooks) >= s.cfg.MaxEntries {
+		clear(s.webhooks)
+	}
+	s.webhooks[webhookID] = entry[carillon.Webhook]{*w, now.Add(s.cfg.WebhookTTL)}
+	s.mu.Unlock()
+	return w, nil
+}
+
+// ForgetWebhook drops a cached webhook, so that the next lookup reads the
+// store (a token that does not match the cached one may be a new one).
+func (s *Store) ForgetWebhook(webhookID string) {
+	s.mu.Lock()
+	delete(s.webhooks, webhookID)
+	s.mu.Unlock()
+}
+
+// Members returns a room's members, from memory when looked up recently.
+// Callers must not modify the result.
+func (s *Store) Members(ctx context.Context, roomID string) ([]carillon.Membership, error) {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	e, ok := s.members[roomID]
+	s.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.value, nil
+	}
+	m, err := s.Store.Members(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if len(s.members) >= s.cfg.MaxEntries {
+		clear(s.members)
+	}
+	s.members[roomID] = entry[[]carillon.Membership]{m, now.Add(s.cfg.MembersTTL)}
+	s.mu.Unlock()
+	return m, nil
+}
+
+func (s *Store) forgetMembers(roomID string) {
+	s.mu.Lock()
+	delete(s.members, roomID)
+	s.mu.Unlock()
+}
+
+// The changes below drop what they make stale.
+
+// CreateWebhook stores a webhook.
+func (s *Store) CreateWebhook(ctx context.Context, w *carillon.Webhook, actorID string) error {
+	defer s.ForgetWebhook(w.WebhookID)
+	return s.Store.CreateWebhook(ctx, w, actorID)
+}
+
+// RenameWebhook renames a webhook.
+func (s *Store) RenameWebhook(ctx context.Context, webhookID, name, actorID string, now time.Time) (*carillon.Webhook, error) {
+	defer s.ForgetWebhook(webhookID)
+	return s.Store.RenameWebhook(ctx, webhookID, name, actorID, now)
+}
+
+// RegenerateWebhook gives a webhook a new token.
+func (s *Store) RegenerateWebhook(ctx context.Context, webhookID string, tokenHash, tokenSeal []byte, actorID string, now time.Time) (*carillon.Webhook, error) {
+	defer s.ForgetWebhook(webhookID)
+	return s.Store.RegenerateWebhook(ctx, webhookID, tokenHash, tokenSeal, actorID, now)
+}
+
+// DeleteWebhook deletes a webhook.
+func (s *Store) DeleteWebhook(ctx context.Context, webhookID, actorID string, now time.Time) error {
+	defer s.ForgetWebhook(webhookID)
+	return s.Store.DeleteWebhook(ctx, webhookID, actorID, now)
+}
+
+// DeleteRoom deletes a room, and with it its webhooks.
+func (s *Store) DeleteRoom(ctx context.Context, roomID, actorID string, now time.Time) error {
+	defer func() {
+		s.mu.Lock()
+		for id, e := range s.webhooks {
+			if e.value.RoomID == roomID {
+				delete(s.webhooks, id)
+			}
+		}
+		delete(s.members, roomID)
+		s.mu.Unlock()
+	}()
+	return s.Store.DeleteRoom(ctx, roomID, actorID, now)
+}
+
+// AddMember adds a member.
+func (s *Store) AddMember(ctx context.Context, m *carillon.Membership, actorID string) error {
+	defer s.forgetMembers(m.RoomID)
+	return s.Store.AddMember(ctx, m, actorID)
+}
+
+// SetRole changes a member's role.
+func (s *Store) SetRole(ctx context.Context, roomID, userID, role, actorID string, now time.Time) (*carillon.Membership, error) {
+	defer s.forgetMembers(roomID)
+	return s.Store.SetRole(ctx, roomID, userID, role, actorID, now)
+}
+
+// RemoveMember removes a member.
+func (s *Store) RemoveMember(ctx context.Context, roomID, userID, actorID string, now time.Time) error {
+	defer s.forgetMembers(roomID)
+	return s.Store.RemoveMember(ctx, roomID, userID, actorID, now)
+}
+
+// UpdateUser changes a user, whose name and activity rosters carry.
+func (s *Store) UpdateUser(ctx context.Context, userID string, upd carillon.UserUpdate) (*carillon.User, error) {
+	defer func() {
+		s.mu.Lock()
+		clear(s.members)
+		s.mu.Unlock()
+	}()
+	return s.Store.UpdateUser(ctx, userID, upd)
+}
