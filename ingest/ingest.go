@@ -41,7 +41,8 @@ type Service struct {
 	users    carillon.RateLimiter
 	cfg      Config
 
-	queue chan *pending
+	queue     chan *pending
+	toPublish chan []*carillon.Append // committed batches, for the publisher
 
 	mu       sync.RWMutex // guards closed against enqueues
 	closed   bool
@@ -76,9 +77,10 @@ func New(store carillon.Store, broker carillon.Broker, presence carillon.Presenc
 	}
 	return &Service{
 		store: store, broker: broker, presence: presence, webhooks: webhookLimiter, users: userLimiter, cfg: cfg,
-		queue:   make(chan *pending, cfg.QueueSize),
-		stopped: make(chan struct{}),
-		flights: make(map[string]chan struct{}),
+		queue:     make(chan *pending, cfg.QueueSize),
+		toPublish: make(chan []*carillon.Append, 256),
+		stopped:   make(chan struct{}),
+		flights:   make(map[string]chan struct{}),
 	}
 }
 
@@ -388,6 +390,12 @@ func (s *Service) enqueue(p *pending) error {
 // stored messages. It returns after Close once the queue is empty.
 func (s *Service) Run(ctx context.Context) {
 	defer close(s.stopped)
+	published := make(chan struct{})
+	go s.runPublisher(published)
+	defer func() {
+		close(s.toPublish)
+		<-published
+	}()
 	batch := make([]*pending, 0, s.cfg.MaxBatch)
 	touched := make(map[string]time.Time)
 	touch := time.NewTicker(s.cfg.TouchInterval)
@@ -431,7 +439,7 @@ func (s *Service) commit(batch []*pending, touched map[string]time.Time) {
 		s.cfg.Logger.Error("message batch not stored", "messages", len(batch), "err", err)
 		err = unavailable("The message could not be stored. Retry after the number of seconds in Retry-After.", 2*time.Second)
 	}
-	stored := 0
+	var stored []*carillon.Append
 	for _, p := range batch {
 		p.err = err
 		if err == nil {
@@ -441,13 +449,27 @@ func (s *Service) commit(batch []*pending, touched map[string]time.Time) {
 			touched[p.append.Message.SenderID] = p.append.Message.CreatedAt
 		}
 		if p.err == nil {
-			stored++
-			s.publish(&p.append)
+			stored = append(stored, &p.append)
 		}
 		close(p.done)
 	}
 	if err == nil {
-		s.cfg.Metrics.Committed(stored, len(batch))
+		s.cfg.Metrics.Committed(len(stored), len(batch))
+	}
+	if len(stored) > 0 {
+		// Publishing (serializing events, fanning out) runs beside the
+		// writer, in commit order, while the next batch commits.
+		s.toPublish <- stored
+	}
+}
+
+// runPublisher publishes committed messages in commit order.
+func (s *Service) runPublisher(done chan<- struct{}) {
+	defer close(done)
+	for batch := range s.toPublish {
+		for _, a := range batch {
+			s.publish(a)
+		}
 	}
 }
 
