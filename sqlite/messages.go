@@ -25,6 +25,11 @@ const (
 	appendMessage = `INSERT INTO messages
 		(message_id, room_id, sender_type, sender_id, sender_name, display_name, content, format, html, mentions, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	appendWebhookMessage = `INSERT INTO messages
+		(message_id, room_id, sender_type, sender_id, sender_name, display_name, content, format, html, mentions, created_at)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+		WHERE EXISTS (SELECT 1 FROM webhooks w JOIN rooms r ON r.room_id = w.room_id
+			WHERE w.webhook_id = ? AND w.token_hash = ? AND w.deleted_at IS NULL AND r.deleted_at IS NULL)`
 )
 
 // AppendMessages commits a batch of messages in one transaction.
@@ -54,14 +59,20 @@ func (db *DB) AppendMessages(ctx context.Context, batch []*carillon.Append) erro
 func (db *DB) appendOne(ctx context.Context, tx *sql.Tx, a *carillon.Append, last *time.Time) error {
 	m := a.Message
 	var ok bool
-	if a.WebhookTokenHash != nil {
+	// Most webhook messages carry no idempotency key: for them one
+	// statement both checks the token and inserts.
+	checkInInsert := a.WebhookTokenHash != nil && a.Idempotency == nil && !a.RequireMember
+	gone := func() {
+		a.Err = carillon.Errorf(carillon.ENotFound, "This webhook URL was regenerated or deleted. Ask a room administrator for the current URL.")
+	}
+	if a.WebhookTokenHash != nil && !checkInInsert {
 		err := db.txQueryRow(ctx, tx, appendWebhookCheck,
 			m.SenderID, a.WebhookTokenHash).Scan(&ok)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			a.Err = carillon.Errorf(carillon.ENotFound, "This webhook URL was regenerated or deleted. Ask a room administrator for the current URL.")
+			gone()
 			return nil
 		}
 	}
@@ -95,11 +106,23 @@ func (db *DB) appendOne(ctx context.Context, tx *sql.Tx, a *carillon.Append, las
 	if err != nil {
 		return err
 	}
-	res, err := db.txExec(ctx, tx, appendMessage,
-		m.MessageID, m.RoomID, m.SenderType, m.SenderID, m.SenderName, m.DisplayName, m.Content, m.Format, m.HTML,
-		string(mentions), ms(m.CreatedAt))
+	args := []any{m.MessageID, m.RoomID, m.SenderType, m.SenderID, m.SenderName, m.DisplayName, m.Content, m.Format, m.HTML,
+		string(mentions), ms(m.CreatedAt)}
+	query := appendMessage
+	if checkInInsert {
+		query, args = appendWebhookMessage, append(args, m.SenderID, a.WebhookTokenHash)
+	}
+	res, err := db.txExec(ctx, tx, query, args...)
 	if err != nil {
 		return err
+	}
+	if checkInInsert {
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			gone()
+			return nil
+		}
 	}
 	if m.Seq, err = res.LastInsertId(); err != nil {
 		return err

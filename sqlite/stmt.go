@@ -81,7 +81,7 @@ func (db *DB) txStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, 
 // prepareWrites prepares the statements of the message write path on the
 // write connection, before any transaction holds it.
 func (db *DB) prepareWrites(ctx context.Context) error {
-	for _, q := range []string{appendWebhookCheck, appendMemberCheck, appendIdempotencyKey, appendMessage, appendNotification} {
+	for _, q := range []string{appendWebhookCheck, appendMemberCheck, appendIdempotencyKey, appendMessage, appendWebhookMessage, appendNotification} {
 		if _, err := db.writeStmts.get(ctx, q); err != nil {
 			return err
 		}
