@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -65,9 +66,12 @@ func (versionCmd) Run() error {
 }
 
 var cli struct {
-	Serve   serveCmd   `cmd:"" help:"Run the server."`
-	Post    postCmd    `cmd:"" help:"Post a message to a Chime-format webhook URL."`
-	Version versionCmd `cmd:"" help:"Print the version."`
+	Serve    serveCmd    `cmd:"" help:"Run the server."`
+	Post     postCmd     `cmd:"" help:"Post a message to a Chime-format webhook URL."`
+	Users    usersCmd    `cmd:"" help:"Manage users (instance admin)."`
+	Rooms    roomsCmd    `cmd:"" help:"Manage rooms."`
+	Webhooks webhooksCmd `cmd:"" help:"Manage a room's webhooks (room administrators)."`
+	Version  versionCmd  `cmd:"" help:"Print the version."`
 }
 
 func main() {
@@ -75,7 +79,14 @@ func main() {
 		kong.Name("carillon"),
 		kong.Description("Self-hosted chat rooms with Amazon Chime-compatible incoming webhooks."),
 		kong.UsageOnError())
-	if err := ctx.Run(); err != nil {
+	var err error
+	switch cmd := ctx.Command(); {
+	case strings.HasPrefix(cmd, "users ") || strings.HasPrefix(cmd, "rooms ") || strings.HasPrefix(cmd, "webhooks "):
+		err = runAdmin(cmd)
+	default:
+		err = ctx.Run()
+	}
+	if err != nil {
 		os.Exit(1)
 	}
 }
