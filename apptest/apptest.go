@@ -6,6 +6,7 @@ package apptest
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -36,6 +37,8 @@ type Options struct {
 	LogWriter io.Writer
 	// MaxInFlight bounds webhook requests in progress (app.Config's).
 	MaxInFlight int
+	// TLS serves HTTPS with a self-signed certificate that Client trusts.
+	TLS bool
 }
 
 // Instance is a running server.
@@ -65,6 +68,12 @@ func Start(t testing.TB, opts Options) *Instance {
 		Client: &http.Client{Timeout: 30 * time.Second}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	inst.stop = cancel
+	scheme, certFile, keyFile := "http", "", ""
+	if opts.TLS {
+		var pool *x509.CertPool
+		certFile, keyFile, pool = selfSignedCert(t, t.TempDir())
+		scheme, inst.Client = "https", tlsClient(pool)
+	}
 	ready := make(chan net.Addr, 1)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if opts.LogWriter != nil {
@@ -80,11 +89,13 @@ func Start(t testing.TB, opts Options) *Instance {
 			ReadTimeout:       opts.ReadTimeout,
 			BodyTimeout:       opts.BodyTimeout,
 			MaxInFlight:       opts.MaxInFlight,
+			TLSCert:           certFile,
+			TLSKey:            keyFile,
 		})
 	}()
 	select {
 	case a := <-ready:
-		inst.URL = "http://" + a.String()
+		inst.URL = scheme + "://" + a.String()
 	case err := <-inst.done:
 		cancel()
 		t.Fatalf("server did not start: %v", err)

@@ -31,7 +31,9 @@ func (in *Instance) OpenStream(t testing.TB, token, lastEventID string) *Stream 
 	if lastEventID != "" {
 		req.Header.Set("Last-Event-ID", lastEventID)
 	}
-	resp, err := (&http.Client{}).Do(req)
+	// The stream outlives any client timeout; the transport is the
+	// instance's (TLS settings included).
+	resp, err := (&http.Client{Transport: in.Client.Transport}).Do(req)
 	if err != nil {
 		cancel()
 		t.Fatalf("open event stream: %v", err)
@@ -115,6 +117,11 @@ func (s *Stream) None(t testing.TB, wait time.Duration, types ...string) {
 		}
 	}
 }
+
+// Events is the stream's channel of events, closed when the stream ends,
+// for tests that read it from a goroutine of their own (Next and None
+// must run on the test's goroutine).
+func (s *Stream) Events() <-chan Event { return s.events }
 
 // Close ends the stream.
 func (s *Stream) Close() {
