@@ -44,9 +44,13 @@ type Service struct {
 	queue     chan *pending
 	toPublish chan []*carillon.Append // committed batches, for the publisher
 
-	mu       sync.RWMutex // guards closed against enqueues
-	closed   bool
-	stopped  chan struct{}
+	mu             sync.RWMutex // guards closed against enqueues
+	closed         bool
+	stopped        chan struct{}
+	healthMu       sync.Mutex
+	lastFailure    time.Time // of the last commit, if it failed
+	lastFailureErr error
+
 	flightMu sync.Mutex
 	flights  map[string]chan struct{} // idempotency keys in flight
 }
@@ -435,6 +439,7 @@ func (s *Service) commit(batch []*pending, touched map[string]time.Time) {
 	// The commit is not cut short by a cancelled request: other requests
 	// share the transaction.
 	err := s.store.AppendMessages(context.Background(), appends)
+	s.noteCommit(err)
 	if err != nil {
 		s.cfg.Logger.Error("message batch not stored", "messages", len(batch), "err", err)
 		err = unavailable("The message could not be stored. Retry after the number of seconds in Retry-After.", 2*time.Second)
@@ -461,6 +466,32 @@ func (s *Service) commit(batch []*pending, touched map[string]time.Time) {
 		// writer, in commit order, while the next batch commits.
 		s.toPublish <- stored
 	}
+}
+
+// writeFailureMemory is how long a failed commit keeps the service
+// unready unless a commit succeeds meanwhile.
+const writeFailureMemory = 10 * time.Second
+
+func (s *Service) noteCommit(err error) {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	if err == nil {
+		s.lastFailure = time.Time{}
+		return
+	}
+	s.lastFailure, s.lastFailureErr = s.cfg.Now(), err
+}
+
+// Healthy reports the last commit's error if it failed recently and no
+// commit has succeeded since: storage may take a small test write while it
+// cannot take messages (a nearly full disk).
+func (s *Service) Healthy() error {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	if !s.lastFailure.IsZero() && s.cfg.Now().Sub(s.lastFailure) < writeFailureMemory {
+		return s.lastFailureErr
+	}
+	return nil
 }
 
 // runPublisher publishes committed messages in commit order.

@@ -303,6 +303,9 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	if err := s.ingest.Healthy(); err != nil {
+		return &carillon.Error{Code: carillon.EServiceUnavailable, Message: "Storage cannot take messages right now.", RetryAfter: 2 * time.Second}
+	}
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.Warn("not ready", "err", err)
 		return &carillon.Error{Code: carillon.EServiceUnavailable, Message: "Storage cannot take writes right now.", RetryAfter: 2 * time.Second}

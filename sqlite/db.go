@@ -127,15 +127,16 @@ func (db *DB) Close() error {
 	return errors.Join(db.read.Close(), db.write.Close())
 }
 
-// Ping checks that the database can be written: it runs a write
-// transaction that changes nothing.
+// Ping checks that the database can be written: it commits a one-row
+// write, so that a full disk or a read-only file shows.
 func (db *DB) Ping(ctx context.Context) error {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return classify(err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = value WHERE key = 'ping'`); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('last_ping', ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
 		return classify(err)
 	}
 	return classify(tx.Commit())
