@@ -38,7 +38,9 @@ func TestAdminCommandsAndPost(t *testing.T) {
 	if err != nil {
 		t.Fatalf("webhooks create: %v\n%s", err, errOut)
 	}
-	var hook struct{ Webhook struct{ WebhookId, Url string } }
+	var hook struct {
+		Webhook struct{ WebhookId, Url string }
+	}
 	json.Unmarshal([]byte(out), &hook)
 	if !strings.Contains(hook.Webhook.Url, "/incomingwebhooks/") {
 		t.Fatalf("webhook %s", out)
