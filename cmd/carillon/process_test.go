@@ -170,10 +170,12 @@ func allMessageIDs(t *testing.T, base, roomID string) map[string]int {
 }
 
 // postLoad posts from several goroutines until stop closes and returns the
-// MessageIds answered 200.
-func postLoad(hookURL string, workers int, stop <-chan struct{}) []string {
+// MessageIds answered 200. firstAck, when not nil, is closed at the first
+// 200.
+func postLoad(hookURL string, workers int, stop <-chan struct{}, firstAck chan<- struct{}) []string {
 	var mu sync.Mutex
 	var acked []string
+	var once sync.Once
 	var wg sync.WaitGroup
 	c := &http.Client{Timeout: 5 * time.Second}
 	for w := 0; w < workers; w++ {
@@ -195,6 +197,9 @@ func postLoad(hookURL string, workers int, stop <-chan struct{}) []string {
 					mu.Lock()
 					acked = append(acked, ok.MessageId)
 					mu.Unlock()
+					if firstAck != nil {
+						once.Do(func() { close(firstAck) })
+					}
 				}
 				resp.Body.Close()
 			}
@@ -223,9 +228,16 @@ func TestKillKeepsAcknowledgedMessages(t *testing.T) {
 	for round := 0; round < rounds; round++ {
 		stop := make(chan struct{})
 		result := make(chan []string)
-		go func() { result <- postLoad(hookURL, 16, stop) }()
-		// A random kill point within the load: 50 to 550 ms after it starts.
-		time.Sleep(time.Duration(50+rand.IntN(500)) * time.Millisecond)
+		firstAck := make(chan struct{})
+		go func() { result <- postLoad(hookURL, 16, stop, firstAck) }()
+		select {
+		case <-firstAck:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: no post acknowledged within 20 s\n%s", round, p.logs)
+		}
+		// A random kill point within the load: up to 500 ms after the
+		// first acknowledgement.
+		time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond)
 		p.kill(t) // mid-load: some requests are in flight
 		close(stop)
 		got := <-result
@@ -266,7 +278,7 @@ func TestSIGTERMDrains(t *testing.T) {
 
 	stop := make(chan struct{})
 	result := make(chan []string)
-	go func() { result <- postLoad(hookURL, 8, stop) }()
+	go func() { result <- postLoad(hookURL, 8, stop, nil) }()
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM)
