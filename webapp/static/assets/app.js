@@ -1044,14 +1044,16 @@ async function copyUrl(url, input) {
 const wide = matchMedia('(min-width: 1100px)');
 
 function applyDetailsDefault() {
-  const open = state.detailsOpen ?? (localStorage.getItem('carillon.details') !== 'closed' && wide.matches);
+  // Open by default as a column on wide screens (unless closed there
+  // before); an overlay on narrow ones only opens when asked for.
+  const open = wide.matches && (state.detailsOpen ?? localStorage.getItem('carillon.details') !== 'closed');
   setDetails(open && !!state.room, false);
 }
 
 function setDetails(open, remember) {
-  if (remember) {
+  if (remember && wide.matches) {
     state.detailsOpen = open;
-    if (wide.matches) localStorage.setItem('carillon.details', open ? 'open' : 'closed');
+    localStorage.setItem('carillon.details', open ? 'open' : 'closed');
   }
   show(els.details, open);
   els['app-view'].classList.toggle('details-open', open);
