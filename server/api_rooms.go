@@ -107,8 +107,17 @@ func (s *Server) handleDeleteRoom(w http.ResponseWriter, r *http.Request, c *cal
 	if err != nil {
 		return err
 	}
+	members, err := s.store.Members(r.Context(), a.room.RoomID)
+	if err != nil {
+		return err
+	}
 	if err := s.store.DeleteRoom(r.Context(), a.room.RoomID, c.UserID, s.now()); err != nil {
 		return err
+	}
+	// Members' streams stop following the room, and their apps learn it
+	// is gone.
+	for i := range members {
+		s.publishMembership("Removed", toMembershipJSON(&members[i], false))
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

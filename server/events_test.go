@@ -219,3 +219,27 @@ func TestPresenceEventsReachRoomMates(t *testing.T) {
 		}
 	}
 }
+
+func TestDeletedRoomTellsItsMembers(t *testing.T) {
+	in := apptest.Start(t, apptest.Options{})
+	room := in.CreateRoom(t, in.AdminToken, "Doomed")
+	user := in.CreateUser(t, "")
+	in.AddMember(t, in.AdminToken, room, user.ID, "Member")
+	stream := in.OpenStream(t, user.Token, "")
+	apptest.Must(t, in.Do(t, "DELETE", "/api/v1/rooms/"+room, in.AdminToken, nil), 204)
+	for {
+		ev := decodeEvent[struct {
+			Action         string
+			RoomMembership struct {
+				RoomId string
+				Member struct{ MemberId string }
+			}
+		}](t, stream.Next(t, eventWait, "membership"))
+		if ev.RoomMembership.Member.MemberId == user.ID {
+			if ev.Action != "Removed" || ev.RoomMembership.RoomId != room {
+				t.Fatalf("membership event %+v", ev)
+			}
+			return
+		}
+	}
+}
