@@ -20,6 +20,13 @@ import (
 
 const webhookPrefix = "/incomingwebhooks/"
 
+// The answers for URLs that never worked (403) and that worked once (404),
+// made once: they are the most frequent errors.
+var (
+	errWebhookForbidden = carillon.Errorf(carillon.EForbidden, "This webhook URL is not valid. Check that it was copied completely.")
+	errWebhookGone      = carillon.Errorf(carillon.ENotFound, "This webhook URL no longer works: the webhook was regenerated or deleted. Ask a room administrator for the current URL.")
+)
+
 // webhookForgetter is a store that caches webhooks (see storecache).
 type webhookForgetter interface{ ForgetWebhook(webhookID string) }
 
@@ -64,20 +71,18 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) acceptWebhook(w http.ResponseWriter, r *http.Request) (ingest.Accepted, error) {
 	ctx := r.Context()
-	forbidden := carillon.Errorf(carillon.EForbidden, "This webhook URL is not valid. Check that it was copied completely.")
 	id, ok := strings.CutPrefix(r.URL.Path, webhookPrefix)
 	token := r.URL.Query().Get("token")
 	if !ok || !carillon.ValidID(id) || !carillon.ValidWebhookToken(token) {
-		return ingest.Accepted{}, forbidden
+		return ingest.Accepted{}, errWebhookForbidden
 	}
 	hook, err := s.store.Webhook(ctx, id)
 	if carillon.ErrorCode(err) == carillon.ENotFound {
-		return ingest.Accepted{}, forbidden
+		return ingest.Accepted{}, errWebhookForbidden
 	}
 	if err != nil {
 		return ingest.Accepted{}, err
 	}
-	gone := carillon.Errorf(carillon.ENotFound, "This webhook URL no longer works: the webhook was regenerated or deleted. Ask a room administrator for the current URL.")
 	tokenHash := secret.Hash(token)
 	if f, ok := s.store.(webhookForgetter); ok && !secret.Equal(tokenHash, hook.TokenHash) {
 		// The cached webhook may predate a regenerate on another node:
@@ -93,12 +98,12 @@ func (s *Server) acceptWebhook(w http.ResponseWriter, r *http.Request) (ingest.A
 			return ingest.Accepted{}, err
 		}
 		if had {
-			return ingest.Accepted{}, gone
+			return ingest.Accepted{}, errWebhookGone
 		}
-		return ingest.Accepted{}, forbidden
+		return ingest.Accepted{}, errWebhookForbidden
 	}
 	if hook.DeletedAt != nil {
-		return ingest.Accepted{}, gone
+		return ingest.Accepted{}, errWebhookGone
 	}
 
 	content, err := readWebhookContent(w, r, s.cfg.BodyTimeout)
