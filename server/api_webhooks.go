@@ -89,8 +89,13 @@ func (s *Server) handleListWebhooks(w http.ResponseWriter, r *http.Request, c *c
 	return nil
 }
 
-// webhookTarget loads the live webhook named in the path, in the room.
-func (s *Server) webhookTarget(r *http.Request, a *roomAccess) (*carillon.Webhook, error) {
+// webhookTarget loads the live webhook named in the path, in the room named
+// in the path, for one of the room's administrators.
+func (s *Server) webhookTarget(r *http.Request, c *caller) (*carillon.Webhook, error) {
+	a, err := s.accessRoomAdmin(r, c, r.PathValue("RoomId"))
+	if err != nil {
+		return nil, err
+	}
 	notFound := carillon.Errorf(carillon.ENotFound, "No such webhook in this room.")
 	id := r.PathValue("WebhookId")
 	if !carillon.ValidID(id) {
@@ -104,11 +109,7 @@ func (s *Server) webhookTarget(r *http.Request, a *roomAccess) (*carillon.Webhoo
 }
 
 func (s *Server) handleRenameWebhook(w http.ResponseWriter, r *http.Request, c *caller) error {
-	a, err := s.accessRoomAdmin(r, c, r.PathValue("RoomId"))
-	if err != nil {
-		return err
-	}
-	hook, err := s.webhookTarget(r, a)
+	hook, err := s.webhookTarget(r, c)
 	if err != nil {
 		return err
 	}
@@ -130,11 +131,7 @@ func (s *Server) handleRenameWebhook(w http.ResponseWriter, r *http.Request, c *
 }
 
 func (s *Server) handleRegenerateWebhook(w http.ResponseWriter, r *http.Request, c *caller) error {
-	a, err := s.accessRoomAdmin(r, c, r.PathValue("RoomId"))
-	if err != nil {
-		return err
-	}
-	hook, err := s.webhookTarget(r, a)
+	hook, err := s.webhookTarget(r, c)
 	if err != nil {
 		return err
 	}
@@ -148,11 +145,7 @@ func (s *Server) handleRegenerateWebhook(w http.ResponseWriter, r *http.Request,
 }
 
 func (s *Server) handleDeleteWebhook(w http.ResponseWriter, r *http.Request, c *caller) error {
-	a, err := s.accessRoomAdmin(r, c, r.PathValue("RoomId"))
-	if err != nil {
-		return err
-	}
-	hook, err := s.webhookTarget(r, a)
+	hook, err := s.webhookTarget(r, c)
 	if err != nil {
 		return err
 	}
