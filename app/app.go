@@ -50,6 +50,9 @@ type Config struct {
 	// MaxInFlight bounds webhook requests in progress (0: the server's
 	// default).
 	MaxInFlight int
+	// DrainDelay is how long to keep serving, not ready, after the stop
+	// signal (0: stop at once).
+	DrainDelay time.Duration
 	// MetricsToken is a scrape-only bearer token for GET /metrics.
 	MetricsToken string
 	Logger       *slog.Logger
@@ -84,8 +87,13 @@ const PresenceGrace = 30 * time.Second
 // separately an account, may make per minute (in a burst, then refilling).
 const LoginAttemptsPerMinute = 10
 
-// ShutdownTimeout bounds the graceful drain on SIGTERM.
-const ShutdownTimeout = 8 * time.Second
+// ShutdownTimeout bounds the wait for in-flight requests on SIGTERM, after
+// the drain delay.
+const ShutdownTimeout = 7 * time.Second
+
+// DefaultDrainDelay is how long a stopping server keeps serving with
+// readiness failing, so that load balancers stop sending it new requests.
+const DefaultDrainDelay = 2 * time.Second
 
 // Run serves until ctx ends, then drains and returns.
 func Run(ctx context.Context, cfg Config) error {
@@ -205,13 +213,16 @@ func Run(ctx context.Context, cfg Config) error {
 	case <-ctx.Done():
 	}
 
-	// Drain: readiness fails first, in-flight requests finish (their
-	// messages commit), then the writer empties its queue.
-	log.Info("shutting down")
+	// Drain: readiness fails and event streams close (their clients
+	// reconnect elsewhere) while requests are still served for the drain
+	// delay; then in-flight requests finish (their messages commit), and
+	// the writer empties its queue.
+	log.Info("shutting down", "drain_delay", cfg.DrainDelay)
 	srv.SetDraining()
+	broker.Close()
+	time.Sleep(cfg.DrainDelay)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
-	broker.Close()
 	err = httpServer.Shutdown(shutdownCtx)
 	writer.Close()
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {

@@ -87,6 +87,8 @@ var golden = []struct {
 	{"markdown mentions and emoji, none in code", "/md @bob :tada:\n\n```\n@mary.major :)\n```",
 		"Markdown", `<p><span class="mention" data-member-id="` + bobID + `">@bob</span> 🎉</p>` + "\n<pre><code>@mary.major :)\n</code></pre>\n",
 		carillon.Mentions{MemberIDs: []string{bobID}}},
+	{"markdown entities, also at line ends", "/md Tom &amp; Jerry &copy;\n5 &lt; 6 &gt;",
+		"Markdown", "<p>Tom &amp; Jerry ©<br>\n5 &lt; 6 &gt;</p>\n", carillon.Mentions{MemberIDs: []string{}}},
 	{"markdown www not linked, autolink linked", "/md www.example.com <https://a.example> https://b.example",
 		"Markdown", `<p>www.example.com <a href="https://a.example` + link + `https://a.example</a> <a href="https://b.example` + link + `https://b.example</a></p>` + "\n",
 		carillon.Mentions{MemberIDs: []string{}}},

@@ -29,10 +29,13 @@ var markdown = goldmark.New(
 			extension.WithLinkifyWWWRegexp(regexp.MustCompile(`[^\s\S]`)), // matches nothing
 		),
 	),
-	goldmark.WithParserOptions(parser.WithInlineParsers(
-		util.Prioritized(mentionParser{}, 50),
-		util.Prioritized(emojiParser{}, 50),
-	)),
+	goldmark.WithParserOptions(
+		parser.WithInlineParsers(
+			util.Prioritized(mentionParser{}, 50),
+			util.Prioritized(emojiParser{}, 50),
+		),
+		parser.WithASTTransformers(util.Prioritized(textJoiner{}, 100)),
+	),
 	goldmark.WithRendererOptions(
 		html.WithHardWraps(),
 		renderer.WithNodeRenderers(util.Prioritized(nodeRenderer{}, 10)),
@@ -151,6 +154,36 @@ func (emojiParser) Parse(_ ast.Node, block text.Reader, _ parser.Context) ast.No
 	}
 	block.Advance(end)
 	return &emojiNode{emoji: emoji}
+}
+
+// textJoiner joins runs of text that an inline trigger split but no inline
+// parser claimed: "&copy;" split before ";" would no longer be read as an
+// entity reference.
+type textJoiner struct{}
+
+func (textJoiner) Transform(doc *ast.Document, _ text.Reader, _ parser.Context) {
+	ast.Walk(doc, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
+		if !entering {
+			return ast.WalkContinue, nil
+		}
+		t, ok := n.(*ast.Text)
+		if !ok || t.IsRaw() || t.SoftLineBreak() || t.HardLineBreak() {
+			return ast.WalkContinue, nil
+		}
+		for {
+			next, ok := t.NextSibling().(*ast.Text)
+			if !ok || next.IsRaw() || next.Segment.Start != t.Segment.Stop {
+				return ast.WalkContinue, nil
+			}
+			t.Segment = t.Segment.WithStop(next.Segment.Stop)
+			t.SetSoftLineBreak(next.SoftLineBreak())
+			t.SetHardLineBreak(next.HardLineBreak())
+			t.Parent().RemoveChild(t.Parent(), next)
+			if t.SoftLineBreak() || t.HardLineBreak() {
+				return ast.WalkContinue, nil
+			}
+		}
+	})
 }
 
 // nodeRenderer renders Carillon's nodes and replaces goldmark's renderers

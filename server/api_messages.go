@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"net/http"
@@ -23,21 +25,27 @@ func maxResults(r *http.Request) (int, error) {
 	return n, nil
 }
 
-// Page tokens are opaque to clients: the position in commit order, with
-// the sort order it belongs to.
-func encodePageToken(seq int64, ascending bool) string {
-	var b [9]byte
+// Page tokens are opaque to clients: the position in commit order, the
+// sort order and a tag of the room they belong to, so that a token used
+// with another listing is refused rather than misread.
+func encodePageToken(roomID string, seq int64, ascending bool) string {
+	var b [13]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(seq))
 	if ascending {
 		b[8] = 1
 	}
+	tag := sha256.Sum256([]byte(roomID))
+	copy(b[9:], tag[:4])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func decodePageToken(tok string, ascending bool) (int64, error) {
+func decodePageToken(tok, roomID string, ascending bool) (int64, error) {
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	bad := badRequest("NextToken is not valid for this listing; start again without it.")
-	if err != nil || len(b) != 9 || (b[8] == 1) != ascending {
+	if err != nil || len(b) != 13 || (b[8] == 1) != ascending {
+		return 0, bad
+	}
+	if tag := sha256.Sum256([]byte(roomID)); !bytes.Equal(b[9:], tag[:4]) {
 		return 0, bad
 	}
 	seq := int64(binary.BigEndian.Uint64(b[:8]))
@@ -67,7 +75,7 @@ func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request, c *c
 	}
 	query := carillon.MessageQuery{Ascending: ascending, Limit: limit + 1}
 	if tok := q.Get("NextToken"); tok != "" {
-		if query.After, err = decodePageToken(tok, ascending); err != nil {
+		if query.After, err = decodePageToken(tok, a.room.RoomID, ascending); err != nil {
 			return err
 		}
 	}
@@ -78,7 +86,7 @@ func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request, c *c
 	var next *string
 	if len(msgs) > limit {
 		msgs = msgs[:limit]
-		tok := encodePageToken(msgs[limit-1].Seq, ascending)
+		tok := encodePageToken(a.room.RoomID, msgs[limit-1].Seq, ascending)
 		next = &tok
 	}
 	out := make([]carillon.MessageJSON, len(msgs))

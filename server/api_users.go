@@ -37,7 +37,7 @@ func NewUser(email, fullName, alias string, now time.Time) (*carillon.User, erro
 		return nil, badRequest("Email must be a plain e-mail address such as mary@example.com.")
 	}
 	if alias == "" {
-		alias = strings.ToLower(email[:strings.LastIndexByte(email, '@')])
+		alias = defaultAlias(email[:strings.LastIndexByte(email, '@')])
 	}
 	alias = strings.ToLower(alias)
 	if !aliasPattern.MatchString(alias) {
@@ -54,6 +54,32 @@ func NewUser(email, fullName, alias string, now time.Time) (*carillon.User, erro
 		return nil, err
 	}
 	return &carillon.User{UserID: uuid.NewString(), Email: email, Alias: alias, FullName: fullName, Active: true, CreatedAt: now.UTC()}, nil
+}
+
+// defaultAlias makes an alias of an e-mail's local part: lower case, other
+// characters than a-z, 0-9, '.', '_' and '-' turned into '-', at most 64
+// characters ("Mary.Major+ci" → "mary.major-ci").
+func defaultAlias(local string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(local) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '.', r == '_', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+		if b.Len() >= 64 {
+			break
+		}
+	}
+	alias := strings.Trim(b.String(), ".-_")
+	if len(alias) > 64 {
+		alias = alias[:64]
+	}
+	if alias == "" {
+		alias = "user"
+	}
+	return alias
 }
 
 // checkName validates a display name: 1 to max characters, printable.

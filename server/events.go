@@ -15,7 +15,7 @@ import (
 // Live event streams (SPEC §4): one Server-Sent Events stream per client for
 // all of the caller's rooms.
 const (
-	keepAliveInterval = 15 * time.Second
+	keepAliveInterval = 10 * time.Second // SPEC: at least every 15 s
 	streamWriteWait   = 10 * time.Second
 	replayPage        = 500
 	// replayLimit bounds what a reconnecting stream replays; a client that

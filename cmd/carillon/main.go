@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -20,21 +21,22 @@ import (
 var version = "dev"
 
 type serveCmd struct {
-	Addr          string   `default:":8080" env:"CARILLON_ADDR" help:"Address to listen on."`
-	Data          string   `default:"./carillon-data" env:"CARILLON_DATA" help:"Data directory (SQLite database, secret key)."`
-	Database      string   `env:"CARILLON_DATABASE" help:"postgres:// DSN to store data in PostgreSQL instead of SQLite."`
-	Redis         string   `env:"CARILLON_REDIS" help:"redis:// URL for running several nodes."`
-	PublicURL     string   `name:"public-url" env:"CARILLON_PUBLIC_URL" help:"URL under which clients reach this server (used in webhook URLs)."`
-	TLSCert       string   `name:"tls-cert" env:"CARILLON_TLS_CERT" help:"TLS certificate file (PEM)." type:"path"`
-	TLSKey        string   `name:"tls-key" env:"CARILLON_TLS_KEY" help:"TLS private key file (PEM)." type:"path"`
-	WebhookRate   float64  `name:"webhook-rate" default:"1" env:"CARILLON_WEBHOOK_RATE" help:"Messages per second per webhook."`
-	WebhookBurst  int      `name:"webhook-burst" default:"1" env:"CARILLON_WEBHOOK_BURST" help:"Messages a webhook may send at once."`
-	LogFormat     string   `name:"log-format" default:"text" enum:"text,json" env:"CARILLON_LOG_FORMAT" help:"Log format: text or json."`
-	AdminEmail    string   `name:"admin-email" env:"CARILLON_ADMIN_EMAIL" help:"E-mail of the instance admin created on first start (default admin@localhost)."`
-	AdminToken    string   `name:"admin-token" env:"CARILLON_ADMIN_TOKEN" help:"API token of the instance admin (at least 32 characters)."`
-	SecretKeyFile string   `name:"secret-key-file" env:"CARILLON_SECRET_KEY_FILE" help:"Secret key file (default <data>/secret.key)."`
-	MetricsToken  string   `name:"metrics-token" env:"CARILLON_METRICS_TOKEN" help:"Scrape-only bearer token for GET /metrics (the admin's API token works too)."`
-	TrustedProxy  []string `name:"trusted-proxy" env:"CARILLON_TRUSTED_PROXY" help:"CIDR of a reverse proxy whose X-Forwarded-For names the client (repeatable)."`
+	Addr          string        `default:":8080" env:"CARILLON_ADDR" help:"Address to listen on."`
+	Data          string        `default:"./carillon-data" env:"CARILLON_DATA" help:"Data directory (SQLite database, secret key)."`
+	Database      string        `env:"CARILLON_DATABASE" help:"postgres:// DSN to store data in PostgreSQL instead of SQLite."`
+	Redis         string        `env:"CARILLON_REDIS" help:"redis:// URL for running several nodes."`
+	PublicURL     string        `name:"public-url" env:"CARILLON_PUBLIC_URL" help:"URL under which clients reach this server (used in webhook URLs)."`
+	TLSCert       string        `name:"tls-cert" env:"CARILLON_TLS_CERT" help:"TLS certificate file (PEM)." type:"path"`
+	TLSKey        string        `name:"tls-key" env:"CARILLON_TLS_KEY" help:"TLS private key file (PEM)." type:"path"`
+	WebhookRate   float64       `name:"webhook-rate" default:"1" env:"CARILLON_WEBHOOK_RATE" help:"Messages per second per webhook."`
+	WebhookBurst  int           `name:"webhook-burst" default:"1" env:"CARILLON_WEBHOOK_BURST" help:"Messages a webhook may send at once."`
+	LogFormat     string        `name:"log-format" default:"text" enum:"text,json" env:"CARILLON_LOG_FORMAT" help:"Log format: text or json."`
+	AdminEmail    string        `name:"admin-email" env:"CARILLON_ADMIN_EMAIL" help:"E-mail of the instance admin created on first start (default admin@localhost)."`
+	AdminToken    string        `name:"admin-token" env:"CARILLON_ADMIN_TOKEN" help:"API token of the instance admin (at least 32 characters)."`
+	SecretKeyFile string        `name:"secret-key-file" env:"CARILLON_SECRET_KEY_FILE" help:"Secret key file (default <data>/secret.key)."`
+	DrainDelay    time.Duration `name:"drain-delay" default:"2s" env:"CARILLON_DRAIN_DELAY" help:"On SIGTERM, keep serving this long with /readyz failing before stopping."`
+	MetricsToken  string        `name:"metrics-token" env:"CARILLON_METRICS_TOKEN" help:"Scrape-only bearer token for GET /metrics (the admin's API token works too)."`
+	TrustedProxy  []string      `name:"trusted-proxy" env:"CARILLON_TRUSTED_PROXY" help:"CIDR of a reverse proxy whose X-Forwarded-For names the client (repeatable)."`
 }
 
 func (c *serveCmd) Run() error {
@@ -49,7 +51,7 @@ func (c *serveCmd) Run() error {
 	err := app.Run(ctx, app.Config{
 		Addr: c.Addr, DataDir: c.Data, Database: c.Database, Redis: c.Redis, PublicURL: c.PublicURL,
 		TLSCert: c.TLSCert, TLSKey: c.TLSKey, WebhookRate: c.WebhookRate, WebhookBurst: c.WebhookBurst,
-		AdminEmail: c.AdminEmail, AdminToken: c.AdminToken, SecretKeyFile: c.SecretKeyFile, TrustedProxies: c.TrustedProxy, MetricsToken: c.MetricsToken,
+		AdminEmail: c.AdminEmail, AdminToken: c.AdminToken, SecretKeyFile: c.SecretKeyFile, TrustedProxies: c.TrustedProxy, MetricsToken: c.MetricsToken, DrainDelay: c.DrainDelay,
 		Logger: log, Banner: os.Stdout,
 	})
 	if err != nil {

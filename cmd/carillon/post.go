@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/carillon-chat/carillon/secret"
@@ -33,7 +34,9 @@ func (c *postCmd) Run() error {
 		if err != nil {
 			return err
 		}
-		content = string(data)
+		// A line read from a pipe ends with a newline the message does not
+		// mean to carry.
+		content = strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
 	}
 	body, _ := json.Marshal(map[string]string{"Content": content})
 	key := secret.RandomString(32)

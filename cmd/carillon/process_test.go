@@ -282,6 +282,13 @@ func TestSIGTERMDrains(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM)
+	// While it drains, it still answers, but is not ready.
+	time.Sleep(200 * time.Millisecond)
+	if resp, err := client.Get(p.url + "/readyz"); err != nil || resp.StatusCode != 503 {
+		t.Fatalf("/readyz while draining: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	select {
 	case err := <-p.done:
 		if err != nil {
