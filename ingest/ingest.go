@@ -161,6 +161,9 @@ func (s *Service) Submit(ctx context.Context, p Post) (Accepted, error) {
 		}
 		dir = directoryOf(members)
 	}
+	// NUL cannot be stored in every backend nor shown in a page: it is kept
+	// as U+FFFD, the character every renderer shows for it.
+	p.Content = strings.ReplaceAll(p.Content, "\x00", "\uFFFD")
 	rendered := render.Render(p.Content, dir)
 	if (rendered.Mentions.All || rendered.Mentions.Present) && len(members) > carillon.MaxBroadcastMembers {
 		return Accepted{}, carillon.Errorf(carillon.EBadRequest,

@@ -1,0 +1,185 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/carillon-chat/carillon"
+)
+
+const notificationColumns = `notification_id, user_id, message_id, message_seq, room_id, reason, read, created_at`
+
+func scanNotification(row rowScanner) (*carillon.Notification, error) {
+	var n carillon.Notification
+	var created int64
+	if err := row.Scan(&n.NotificationID, &n.UserID, &n.MessageID, &n.MessageSeq, &n.RoomID, &n.Reason, &n.Read, &created); err != nil {
+		return nil, classify(err)
+	}
+	n.CreatedAt = fromMS(created)
+	return &n, nil
+}
+
+// queryNotifications runs a query selecting notificationColumns.
+func queryNotifications(ctx context.Context, q querier, query string, args ...any) ([]*carillon.Notification, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	var out []*carillon.Notification
+	for rows.Next() {
+		n, err := scanNotification(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, classify(rows.Err())
+}
+
+// Notifications lists a user's notifications, newest first.
+func (db *DB) Notifications(ctx context.Context, userID string, unreadOnly bool, limit int) ([]carillon.Notification, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	q := `SELECT ` + notificationColumns + ` FROM notifications WHERE user_id = $1`
+	if unreadOnly {
+		q += ` AND NOT read`
+	}
+	notes, err := queryNotifications(ctx, db.pool, q+` ORDER BY message_seq DESC LIMIT $2`, userID, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]carillon.Notification, len(notes))
+	for i, n := range notes {
+		out[i] = *n
+	}
+	return out, nil
+}
+
+// MarkNotificationsRead marks notifications read.
+func (db *DB) MarkNotificationsRead(ctx context.Context, userID string, ids []string, all bool) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	if all {
+		_, err := db.pool.Exec(ctx, `UPDATE notifications SET read = true WHERE user_id = $1 AND NOT read`, userID)
+		return classify(err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := db.pool.Exec(ctx, `UPDATE notifications SET read = true WHERE user_id = $1 AND notification_id = ANY ($2::text[])`,
+		userID, ids)
+	return classify(err)
+}
+
+// RoomIDsOfUser lists a user's live rooms.
+func (db *DB) RoomIDsOfUser(ctx context.Context, userID string) ([]string, error) {
+	return db.strings(ctx, `SELECT ms.room_id FROM memberships ms JOIN rooms r ON r.room_id = ms.room_id
+		WHERE ms.user_id = $1 AND r.deleted_at IS NULL`, userID)
+}
+
+// RoomMates lists the users sharing a live room with userID.
+func (db *DB) RoomMates(ctx context.Context, userID string) ([]string, error) {
+	return db.strings(ctx, `SELECT DISTINCT other.user_id
+		FROM memberships mine
+		JOIN rooms r ON r.room_id = mine.room_id AND r.deleted_at IS NULL
+		JOIN memberships other ON other.room_id = mine.room_id
+		WHERE mine.user_id = $1`, userID)
+}
+
+func (db *DB) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	rows, err := db.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, classify(err)
+		}
+		out = append(out, s)
+	}
+	return out, classify(rows.Err())
+}
+
+// NewestSeq returns the newest message's Seq.
+func (db *DB) NewestSeq(ctx context.Context) (int64, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	var seq int64
+	err := db.pool.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM messages`).Scan(&seq)
+	return seq, classify(err)
+}
+
+// Replay returns the events a stream missed after position after: the
+// messages of the user's current rooms and the user's notifications, in
+// commit order (a message before its notification).
+func (db *DB) Replay(ctx context.Context, userID string, after carillon.EventPosition, limit int) ([]carillon.ReplayItem, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	// One REPEATABLE READ snapshot, so that both queries see the same
+	// commits.
+	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer tx.Rollback(context.Background())
+	msgs, err := queryMessages(ctx, tx, `SELECT `+messageColumns+` FROM messages
+		WHERE seq > $1 AND room_id IN (SELECT ms.room_id FROM memberships ms JOIN rooms r ON r.room_id = ms.room_id
+			WHERE ms.user_id = $2 AND r.deleted_at IS NULL)
+		ORDER BY seq LIMIT $3`, after.Seq, userID, limit)
+	if err != nil {
+		return nil, err
+	}
+	noteAfter := after.Seq
+	if !after.Notification {
+		noteAfter-- // the notification of message after.Seq is still due
+	}
+	notes, err := queryNotifications(ctx, tx, `SELECT `+notificationColumns+` FROM notifications
+		WHERE user_id = $1 AND message_seq > $2 ORDER BY message_seq LIMIT $3`, userID, noteAfter, limit)
+	if err != nil {
+		return nil, err
+	}
+	return mergeReplay(msgs, notes, limit), nil
+}
+
+// mergeReplay merges messages and notifications, each in seq order, into
+// at most limit items. Where either list was cut by the limit it stops at
+// the last seq both lists cover, so that paging on skips nothing.
+func mergeReplay(msgs []carillon.Message, notes []*carillon.Notification, limit int) []carillon.ReplayItem {
+	horizon := int64(1<<63 - 1)
+	if len(msgs) == limit {
+		horizon = msgs[len(msgs)-1].Seq
+	}
+	if len(notes) == limit && notes[len(notes)-1].MessageSeq < horizon {
+		horizon = notes[len(notes)-1].MessageSeq
+	}
+	items := make([]carillon.ReplayItem, 0, max(0, min(limit, len(msgs)+len(notes))))
+	i, j := 0, 0
+	for len(items) < limit {
+		var next carillon.ReplayItem
+		switch {
+		case i < len(msgs) && (j >= len(notes) || msgs[i].Seq <= notes[j].MessageSeq):
+			if msgs[i].Seq > horizon {
+				return items
+			}
+			next.Message = &msgs[i]
+			i++
+		case j < len(notes):
+			if notes[j].MessageSeq > horizon {
+				return items
+			}
+			next.Notification = notes[j]
+			j++
+		default:
+			return items
+		}
+		items = append(items, next)
+	}
+	return items
+}
