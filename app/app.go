@@ -19,23 +19,22 @@ import (
 	"time"
 
 	"github.com/carillon-chat/carillon"
-	"github.com/carillon-chat/carillon/fanout"
 	"github.com/carillon-chat/carillon/ingest"
 	"github.com/carillon-chat/carillon/metrics"
-	"github.com/carillon-chat/carillon/presence"
-	"github.com/carillon-chat/carillon/ratelimit"
 	"github.com/carillon-chat/carillon/secret"
 	"github.com/carillon-chat/carillon/server"
-	"github.com/carillon-chat/carillon/sqlite"
 	"github.com/carillon-chat/carillon/storecache"
 )
 
 // Config is the configuration of `carillon serve`.
 type Config struct {
-	Addr          string
-	DataDir       string
-	Database      string // a postgres:// DSN selects PostgreSQL (not in this build)
-	Redis         string
+	Addr     string
+	DataDir  string
+	Database string // a postgres:// DSN selects PostgreSQL (not in this build)
+	Redis    string
+	// RedisPrefix starts every Redis key and channel name (default
+	// "carillon:"), so that several clusters can share one Redis.
+	RedisPrefix   string
 	PublicURL     string
 	TLSCert       string
 	TLSKey        string
@@ -107,12 +106,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.AdminToken != "" && len(cfg.AdminToken) < carillon.MinAdminTokenLen {
 		return fmt.Errorf("CARILLON_ADMIN_TOKEN must be at least %d characters long (it has %d)", carillon.MinAdminTokenLen, len(cfg.AdminToken))
 	}
-	if cfg.Database != "" {
-		return errors.New("--database: PostgreSQL storage is not available in this build; leave it unset to use the embedded SQLite database in --data")
-	}
-	if cfg.Redis != "" {
-		return errors.New("--redis: multi-node mode is not available in this build; run a single node without --redis")
-	}
 	if cfg.WebhookRate <= 0 || cfg.WebhookBurst < 1 {
 		return errors.New("--webhook-rate must be above 0 and --webhook-burst at least 1")
 	}
@@ -135,7 +128,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	db, err := sqlite.Open(ctx, cfg.DataDir)
+	db, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -159,16 +152,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	broker := fanout.New(1024)
-	tracker := presence.New(PresenceGrace, nil)
-	webhookLimiter := ratelimit.New(cfg.WebhookRate, cfg.WebhookBurst, nil)
-	userLimiter := ratelimit.New(carillon.UserMessagesPerSecond, carillon.UserMessagesPerSecond, nil)
 	bg, stopBackground := context.WithCancel(context.Background())
 	defer stopBackground()
-	go webhookLimiter.Run(bg, time.Minute)
-	go userLimiter.Run(bg, time.Minute)
-	loginLimiter := ratelimit.New(LoginAttemptsPerMinute/60.0, LoginAttemptsPerMinute, nil)
-	go loginLimiter.Run(bg, time.Minute)
+	shared, err := newShared(bg, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer shared.close()
+	broker, tracker := shared.broker, shared.presence
+	webhookLimiter, userLimiter, loginLimiter := shared.webhookLimiter, shared.userLimiter, shared.loginLimiter
 	go announcePresence(bg, store, tracker, broker, log)
 
 	meters := metrics.New()
@@ -176,7 +168,7 @@ func Run(ctx context.Context, cfg Config) error {
 	go writer.Run(bg)
 
 	srv := server.New(server.Config{Store: store, Ingest: writer, Key: key, PublicURL: publicURL, Logger: log,
-		Broker: broker, Presence: tracker, LoginLimiter: loginLimiter, TrustedProxies: proxies, MaxInFlight: cfg.MaxInFlight,
+		Broker: broker, OrderFromStore: shared.crossNode, Presence: tracker, LoginLimiter: loginLimiter, TrustedProxies: proxies, MaxInFlight: cfg.MaxInFlight,
 		Metrics: meters, MetricsToken: cfg.MetricsToken,
 		SecureCookies: cfg.TLSCert != "", BodyTimeout: orDefault(cfg.BodyTimeout, DefaultBodyTimeout)})
 	httpServer := &http.Server{

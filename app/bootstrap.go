@@ -34,14 +34,7 @@ func bootstrap(ctx context.Context, store carillon.Store, key *secret.Key, cfg C
 		return nil, err
 	}
 	if n > 0 {
-		if cfg.AdminToken == "" {
-			return nil, nil
-		}
-		adminID, err := store.Meta(ctx, metaKeyAdmin)
-		if err != nil {
-			return nil, err
-		}
-		return nil, store.AddAPIToken(ctx, adminID, secret.Hash(cfg.AdminToken))
+		return nil, keepAdminToken(ctx, store, cfg)
 	}
 
 	now := time.Now().UTC()
@@ -64,6 +57,10 @@ func bootstrap(ctx context.Context, store carillon.Store, key *secret.Key, cfg C
 		}
 	}
 	if err := store.CreateUser(ctx, admin, pwHash, secret.Hash(first.Token)); err != nil {
+		if carillon.ErrorCode(err) == carillon.EConflict {
+			// Another node of the cluster bootstrapped the same database.
+			return nil, keepAdminToken(ctx, store, cfg)
+		}
 		return nil, err
 	}
 	if err := store.SetMeta(ctx, metaKeyAdmin, admin.UserID); err != nil {
@@ -95,4 +92,30 @@ func bootstrap(ctx context.Context, store carillon.Store, key *secret.Key, cfg C
 	}
 	first.WebhookURL = server.WebhookURL(strings.TrimRight(publicURL, "/"), hook.WebhookID, token)
 	return first, nil
+}
+
+// keepAdminToken makes CARILLON_ADMIN_TOKEN, when set, valid for the
+// instance admin. The admin's id may still be on its way from another node
+// bootstrapping the same database, so it is awaited briefly.
+func keepAdminToken(ctx context.Context, store carillon.Store, cfg Config) error {
+	if cfg.AdminToken == "" {
+		return nil
+	}
+	for wait := 0; ; wait++ {
+		adminID, err := store.Meta(ctx, metaKeyAdmin)
+		if err != nil {
+			return err
+		}
+		if adminID != "" {
+			return store.AddAPIToken(ctx, adminID, secret.Hash(cfg.AdminToken))
+		}
+		if wait == 100 {
+			return fmt.Errorf("the database has users but no instance admin")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

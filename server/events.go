@@ -137,6 +137,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, c *caller)
 			s.log.Debug("event stream ended during replay", "err", err)
 			return nil
 		}
+	} else if s.cfg.OrderFromStore {
+		// Live only, read from storage: start at the newest commit.
+		newest, err := s.store.NewestSeq(ctx)
+		if err != nil {
+			return nil
+		}
+		st.lastMessage, st.lastNotification = newest, newest
 	} else {
 		// Live only: the first event written is whatever comes next.
 		st.lastMessage, st.lastNotification = -1, -1
@@ -164,6 +171,16 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, c *caller)
 				continue
 			}
 			var id string
+			if s.cfg.OrderFromStore && (ev.Type == carillon.EventMessage || ev.Type == carillon.EventNotification) {
+				// Events from several nodes may arrive out of commit
+				// order; storage has them in order and without gaps.
+				if ev.Seq > min(st.lastMessage, st.lastNotification) {
+					if err := s.catchUp(ctx, st); err != nil {
+						return nil
+					}
+				}
+				continue
+			}
 			switch ev.Type {
 			case carillon.EventMessage:
 				if ev.Seq <= st.lastMessage {
@@ -226,20 +243,47 @@ func (s *Server) replay(ctx context.Context, st *stream, last string) error {
 		}
 	}
 	for _, it := range pending {
-		var err error
-		if m := it.Message; m != nil {
-			data, _ := json.Marshal(m)
-			err = st.write(eventID(m.Seq, false), carillon.EventMessage, data)
-			st.lastMessage = m.Seq
-		} else {
-			n := it.Notification
-			data, _ := json.Marshal(n.JSON())
-			err = st.write(eventID(n.MessageSeq, true), carillon.EventNotification, data)
-			st.lastNotification = n.MessageSeq
-		}
-		if err != nil {
+		if err := st.writeItem(it); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// writeItem writes a stored message or notification and moves the
+// stream's position past it.
+func (st *stream) writeItem(it carillon.ReplayItem) error {
+	if m := it.Message; m != nil {
+		data, _ := json.Marshal(m)
+		st.lastMessage = m.Seq
+		return st.write(eventID(m.Seq, false), carillon.EventMessage, data)
+	}
+	n := it.Notification
+	data, _ := json.Marshal(n.JSON())
+	st.lastNotification = n.MessageSeq
+	return st.write(eventID(n.MessageSeq, true), carillon.EventNotification, data)
+}
+
+// position is where the stream stands in commit order.
+func (st *stream) position() carillon.EventPosition {
+	return carillon.EventPosition{Seq: st.lastMessage, Notification: st.lastNotification >= st.lastMessage}
+}
+
+// catchUp writes, in commit order, what was committed after the stream's
+// position: the live path of a stream whose events come from many nodes.
+func (s *Server) catchUp(ctx context.Context, st *stream) error {
+	for {
+		items, err := s.store.Replay(ctx, st.user, st.position(), replayPage)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if err := st.writeItem(it); err != nil {
+				return err
+			}
+		}
+		if len(items) < replayPage {
+			return nil
+		}
+	}
 }

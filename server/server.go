@@ -30,7 +30,11 @@ type Config struct {
 	Logger    *slog.Logger
 	Now       func() time.Time
 	Broker    carillon.Broker
-	Presence  carillon.Presence
+	// OrderFromStore makes event streams read messages and notifications
+	// from storage, in commit order, whenever a live one arrives: needed
+	// when the broker spans nodes, whose events may arrive out of order.
+	OrderFromStore bool
+	Presence       carillon.Presence
 	// LoginLimiter limits failed logins per client address and per account.
 	LoginLimiter carillon.RateLimiter
 	// TrustedProxies may name the client in X-Forwarded-For.

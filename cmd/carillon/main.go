@@ -25,6 +25,7 @@ type serveCmd struct {
 	Data          string        `default:"./carillon-data" env:"CARILLON_DATA" help:"Data directory (SQLite database, secret key)."`
 	Database      string        `env:"CARILLON_DATABASE" help:"postgres:// DSN to store data in PostgreSQL instead of SQLite."`
 	Redis         string        `env:"CARILLON_REDIS" help:"redis:// URL for running several nodes."`
+	RedisPrefix   string        `name:"redis-prefix" default:"carillon:" env:"CARILLON_REDIS_PREFIX" help:"Prefix of Redis keys and channels (one per cluster)."`
 	PublicURL     string        `name:"public-url" env:"CARILLON_PUBLIC_URL" help:"URL under which clients reach this server (used in webhook URLs)."`
 	TLSCert       string        `name:"tls-cert" env:"CARILLON_TLS_CERT" help:"TLS certificate file (PEM)." type:"path"`
 	TLSKey        string        `name:"tls-key" env:"CARILLON_TLS_KEY" help:"TLS private key file (PEM)." type:"path"`
@@ -49,7 +50,7 @@ func (c *serveCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := app.Run(ctx, app.Config{
-		Addr: c.Addr, DataDir: c.Data, Database: c.Database, Redis: c.Redis, PublicURL: c.PublicURL,
+		Addr: c.Addr, DataDir: c.Data, Database: c.Database, Redis: c.Redis, RedisPrefix: c.RedisPrefix, PublicURL: c.PublicURL,
 		TLSCert: c.TLSCert, TLSKey: c.TLSKey, WebhookRate: c.WebhookRate, WebhookBurst: c.WebhookBurst,
 		AdminEmail: c.AdminEmail, AdminToken: c.AdminToken, SecretKeyFile: c.SecretKeyFile, TrustedProxies: c.TrustedProxy, MetricsToken: c.MetricsToken, DrainDelay: c.DrainDelay,
 		Logger: log, Banner: os.Stdout,
