@@ -203,3 +203,41 @@ type MessageQuery struct {
 	After     int64
 	Limit     int
 }
+
+// MergeReplay merges the messages and notifications a backend read for
+// Replay (each list in commit order, each cut at limit) into one list in
+// commit order, a message before its notification. It stops where either
+// list was cut, so that a next page after the last item skips nothing,
+// and returns at most limit items.
+func MergeReplay(msgs []Message, notes []*Notification, limit int) []ReplayItem {
+	horizon := int64(1<<63 - 1)
+	if len(msgs) == limit {
+		horizon = msgs[len(msgs)-1].Seq
+	}
+	if len(notes) == limit && notes[len(notes)-1].MessageSeq < horizon {
+		horizon = notes[len(notes)-1].MessageSeq
+	}
+	items := make([]ReplayItem, 0, max(0, min(limit, len(msgs)+len(notes))))
+	i, j := 0, 0
+	for len(items) < limit {
+		var next ReplayItem
+		switch {
+		case i < len(msgs) && (j >= len(notes) || msgs[i].Seq <= notes[j].MessageSeq):
+			if msgs[i].Seq > horizon {
+				return items
+			}
+			next.Message = &msgs[i]
+			i++
+		case j < len(notes):
+			if notes[j].MessageSeq > horizon {
+				return items
+			}
+			next.Notification = notes[j]
+			j++
+		default:
+			return items
+		}
+		items = append(items, next)
+	}
+	return items
+}

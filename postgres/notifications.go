@@ -145,41 +145,5 @@ func (db *DB) Replay(ctx context.Context, userID string, after carillon.EventPos
 	if err != nil {
 		return nil, err
 	}
-	return mergeReplay(msgs, notes, limit), nil
-}
-
-// mergeReplay merges messages and notifications, each in seq order, into
-// at most limit items. Where either list was cut by the limit it stops at
-// the last seq both lists cover, so that paging on skips nothing.
-func mergeReplay(msgs []carillon.Message, notes []*carillon.Notification, limit int) []carillon.ReplayItem {
-	horizon := int64(1<<63 - 1)
-	if len(msgs) == limit {
-		horizon = msgs[len(msgs)-1].Seq
-	}
-	if len(notes) == limit && notes[len(notes)-1].MessageSeq < horizon {
-		horizon = notes[len(notes)-1].MessageSeq
-	}
-	items := make([]carillon.ReplayItem, 0, max(0, min(limit, len(msgs)+len(notes))))
-	i, j := 0, 0
-	for len(items) < limit {
-		var next carillon.ReplayItem
-		switch {
-		case i < len(msgs) && (j >= len(notes) || msgs[i].Seq <= notes[j].MessageSeq):
-			if msgs[i].Seq > horizon {
-				return items
-			}
-			next.Message = &msgs[i]
-			i++
-		case j < len(notes):
-			if notes[j].MessageSeq > horizon {
-				return items
-			}
-			next.Notification = notes[j]
-			j++
-		default:
-			return items
-		}
-		items = append(items, next)
-	}
-	return items
+	return carillon.MergeReplay(msgs, notes, limit), nil
 }

@@ -157,37 +157,5 @@ func (db *DB) Replay(ctx context.Context, userID string, after carillon.EventPos
 	if err := rows.Err(); err != nil {
 		return nil, classify(err)
 	}
-	// Merge by Seq; stop where either list was cut by the limit, so that
-	// nothing is skipped.
-	horizon := int64(1<<63 - 1)
-	if len(msgs) == limit {
-		horizon = msgs[len(msgs)-1].Seq
-	}
-	if len(notes) == limit && notes[len(notes)-1].MessageSeq < horizon {
-		horizon = notes[len(notes)-1].MessageSeq
-	}
-	items := make([]carillon.ReplayItem, 0, len(msgs)+len(notes))
-	i, j := 0, 0
-	// Both lists may hold up to limit items each: stop at limit in all.
-	for len(items) < limit {
-		var next carillon.ReplayItem
-		switch {
-		case i < len(msgs) && (j >= len(notes) || msgs[i].Seq <= notes[j].MessageSeq):
-			if msgs[i].Seq > horizon {
-				return items, nil
-			}
-			next.Message = &msgs[i]
-			i++
-		case j < len(notes):
-			if notes[j].MessageSeq > horizon {
-				return items, nil
-			}
-			next.Notification = notes[j]
-			j++
-		default:
-			return items, nil
-		}
-		items = append(items, next)
-	}
-	return items, nil
+	return carillon.MergeReplay(msgs, notes, limit), nil
 }
