@@ -57,8 +57,9 @@ type Broker interface {
 	Publish(ctx context.Context, ev Event) error
 	// Subscribe delivers every published event to the returned channel
 	// until cancel is called. A subscriber that falls behind by more than
-	// the channel's buffer is dropped: its channel is closed.
-	Subscribe() (events <-chan Event, cancel func())
+	// the channel's buffer is dropped: its channel is closed. Every
+	// subscriber receives the same *Event, which nobody may modify.
+	Subscribe() (events <-chan *Event, cancel func())
 }
 
 // Presence tracks which members have a live event stream open (SPEC §2:

@@ -21,7 +21,7 @@ type Broker struct {
 }
 
 type subscriber struct {
-	ch   chan carillon.Event
+	ch   chan *carillon.Event
 	once sync.Once
 }
 
@@ -35,10 +35,11 @@ func New(buffer int) *Broker {
 // Publish delivers ev to every subscriber without blocking.
 func (b *Broker) Publish(_ context.Context, ev carillon.Event) error {
 	var slow []*subscriber
+	shared := &ev // one copy for every subscriber: a pointer per buffer slot
 	b.mu.RLock()
 	for s := range b.subs {
 		select {
-		case s.ch <- ev:
+		case s.ch <- shared:
 		default:
 			slow = append(slow, s)
 		}
@@ -51,8 +52,8 @@ func (b *Broker) Publish(_ context.Context, ev carillon.Event) error {
 }
 
 // Subscribe registers a subscriber.
-func (b *Broker) Subscribe() (<-chan carillon.Event, func()) {
-	s := &subscriber{ch: make(chan carillon.Event, b.buffer)}
+func (b *Broker) Subscribe() (<-chan *carillon.Event, func()) {
+	s := &subscriber{ch: make(chan *carillon.Event, b.buffer)}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()

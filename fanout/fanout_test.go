@@ -16,7 +16,7 @@ func TestEverySubscriberGetsEventsInOrder(t *testing.T) {
 	for i := int64(1); i <= 3; i++ {
 		b.Publish(context.Background(), carillon.Event{Type: "message", Seq: i})
 	}
-	for _, ch := range []<-chan carillon.Event{a, c} {
+	for _, ch := range []<-chan *carillon.Event{a, c} {
 		for i := int64(1); i <= 3; i++ {
 			if ev := <-ch; ev.Seq != i {
 				t.Fatalf("got seq %d, want %d", ev.Seq, i)

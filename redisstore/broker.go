@@ -170,7 +170,7 @@ func NewBroker(client redis.UniversalClient, opts BrokerOptions) *Broker {
 func (b *Broker) Healthy() bool { return b.live.Load() }
 
 // Subscribe registers a local subscriber.
-func (b *Broker) Subscribe() (<-chan carillon.Event, func()) {
+func (b *Broker) Subscribe() (<-chan *carillon.Event, func()) {
 	b.mu.RLock()
 	f := b.local
 	b.mu.RUnlock()

@@ -29,14 +29,14 @@ func newBroker(t *testing.T, client *redis.Client, channel string, buffer int) *
 func testChannel(t *testing.T) string { return testPrefix(t) + "events" }
 
 // receive reads one event or fails after a while.
-func receive(t *testing.T, ch <-chan carillon.Event) carillon.Event {
+func receive(t *testing.T, ch <-chan *carillon.Event) carillon.Event {
 	t.Helper()
 	select {
 	case ev, ok := <-ch:
 		if !ok {
 			t.Fatal("subscription closed")
 		}
-		return ev
+		return *ev
 	case <-time.After(3 * time.Second):
 		t.Fatal("no event within 3 s")
 	}
@@ -44,7 +44,7 @@ func receive(t *testing.T, ch <-chan carillon.Event) carillon.Event {
 }
 
 // waitClosed drains ch until it is closed, failing after d.
-func waitClosed(t *testing.T, ch <-chan carillon.Event, d time.Duration, what string) {
+func waitClosed(t *testing.T, ch <-chan *carillon.Event, d time.Duration, what string) {
 	t.Helper()
 	timeout := time.After(d)
 	for {

@@ -18,6 +18,7 @@ const (
 	keepAliveInterval = 10 * time.Second // SPEC: at least every 15 s
 	streamWriteWait   = 10 * time.Second
 	replayPage        = 500
+	maxBurst          = 256 // live events written between two flushes
 	// replayLimit bounds what a reconnecting stream replays; a client that
 	// missed more gets a reset and reloads its state.
 	replayLimit = 20000
@@ -56,6 +57,7 @@ type stream struct {
 	// delivered is the last message and notification position written,
 	// to drop live events already replayed.
 	lastMessage, lastNotification int64
+	unflushed                     bool
 }
 
 func (st *stream) write(id, event string, data []byte) error {
@@ -67,9 +69,18 @@ func (st *stream) write(id, event string, data []byte) error {
 	b.Write(data)
 	b.WriteString("\n\n")
 	st.rc.SetWriteDeadline(time.Now().Add(streamWriteWait))
-	if _, err := st.w.Write(b.Bytes()); err != nil {
-		return err
+	_, err := st.w.Write(b.Bytes())
+	st.unflushed = true
+	return err
+}
+
+// flush sends what was written since the last flush.
+func (st *stream) flush() error {
+	if !st.unflushed {
+		return nil
 	}
+	st.unflushed = false
+	st.rc.SetWriteDeadline(time.Now().Add(streamWriteWait))
 	return st.rc.Flush()
 }
 
@@ -133,7 +144,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, c *caller)
 		last = r.URL.Query().Get("lastEventId")
 	}
 	if last != "" {
-		if err := s.replay(ctx, st, last); err != nil {
+		if err := s.replay(ctx, st, last); err != nil || st.flush() != nil {
 			s.log.Debug("event stream ended during replay", "err", err)
 			return nil
 		}
@@ -167,39 +178,60 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, c *caller)
 			if !ok {
 				return nil // dropped as too slow, or shutting down
 			}
-			if !st.wants(&ev) {
-				continue
-			}
-			var id string
-			if s.cfg.OrderFromStore && (ev.Type == carillon.EventMessage || ev.Type == carillon.EventNotification) {
-				// Events from several nodes may arrive out of commit
-				// order; storage has them in order and without gaps.
-				if ev.Seq > min(st.lastMessage, st.lastNotification) {
-					if err := s.catchUp(ctx, st); err != nil {
-						return nil
+			// Write this event and whatever else is already waiting, then
+			// flush once: one write call for a burst, not one per event.
+		burst:
+			for n := 1; ; n++ {
+				if err := s.deliver(ctx, st, ev); err != nil {
+					return nil
+				}
+				if n == maxBurst {
+					break
+				}
+				select {
+				case ev, ok = <-events:
+					if !ok {
+						break burst
 					}
+				default:
+					break burst
 				}
-				continue
 			}
-			switch ev.Type {
-			case carillon.EventMessage:
-				if ev.Seq <= st.lastMessage {
-					continue
-				}
-				st.lastMessage = ev.Seq
-				id = eventID(ev.Seq, false)
-			case carillon.EventNotification:
-				if ev.Seq <= st.lastNotification {
-					continue
-				}
-				st.lastNotification = ev.Seq
-				id = eventID(ev.Seq, true)
-			}
-			if err := st.write(id, ev.Type, ev.Data); err != nil {
+			if st.flush() != nil || !ok {
 				return nil
 			}
 		}
 	}
+}
+
+// deliver writes one live event to a stream if it concerns it.
+func (s *Server) deliver(ctx context.Context, st *stream, ev *carillon.Event) error {
+	if !st.wants(ev) {
+		return nil
+	}
+	var id string
+	switch ev.Type {
+	case carillon.EventMessage, carillon.EventNotification:
+		last := st.lastMessage
+		if ev.Type == carillon.EventNotification {
+			last = st.lastNotification
+		}
+		if ev.Seq <= last {
+			return nil // replayed already
+		}
+		if s.cfg.OrderFromStore {
+			// Events from several nodes may arrive out of commit order;
+			// storage has them in order and without gaps.
+			return s.catchUp(ctx, st)
+		}
+		if ev.Type == carillon.EventMessage {
+			st.lastMessage = ev.Seq
+		} else {
+			st.lastNotification = ev.Seq
+		}
+		id = eventID(ev.Seq, ev.Type == carillon.EventNotification)
+	}
+	return st.write(id, ev.Type, ev.Data)
 }
 
 // replay writes what the client missed since the Last-Event-ID, or a
