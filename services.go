@@ -55,11 +55,13 @@ const (
 // (package fanout) and, for clusters, one spanning all nodes.
 type Broker interface {
 	Publish(ctx context.Context, ev Event) error
-	// Subscribe delivers every published event to the returned channel
-	// until cancel is called. A subscriber that falls behind by more than
-	// the channel's buffer is dropped: its channel is closed. Every
-	// subscriber receives the same *Event, which nobody may modify.
-	Subscribe() (events <-chan *Event, cancel func())
+	// Subscribe delivers the events published for userID (those without
+	// UserIDs, and those whose UserIDs name the user; every event when
+	// userID is "") to the returned channel until cancel is called. A
+	// subscriber that falls behind by more than the channel's buffer is
+	// dropped: its channel is closed. Every subscriber receives the same
+	// *Event, which nobody may modify.
+	Subscribe(userID string) (events <-chan *Event, cancel func())
 }
 
 // Presence tracks which members have a live event stream open (SPEC §2:

@@ -9,8 +9,8 @@ import (
 
 func TestEverySubscriberGetsEventsInOrder(t *testing.T) {
 	b := New(8)
-	a, cancelA := b.Subscribe()
-	c, cancelC := b.Subscribe()
+	a, cancelA := b.Subscribe("")
+	c, cancelC := b.Subscribe("")
 	defer cancelA()
 	defer cancelC()
 	for i := int64(1); i <= 3; i++ {
@@ -27,8 +27,8 @@ func TestEverySubscriberGetsEventsInOrder(t *testing.T) {
 
 func TestSlowSubscriberIsDroppedNotWaitedFor(t *testing.T) {
 	b := New(2)
-	slow, _ := b.Subscribe()
-	fast, cancel := b.Subscribe()
+	slow, _ := b.Subscribe("")
+	fast, cancel := b.Subscribe("")
 	defer cancel()
 	for i := int64(1); i <= 5; i++ {
 		b.Publish(context.Background(), carillon.Event{Seq: i})
@@ -47,13 +47,36 @@ func TestSlowSubscriberIsDroppedNotWaitedFor(t *testing.T) {
 
 func TestCloseEndsSubscriptions(t *testing.T) {
 	b := New(1)
-	ch, _ := b.Subscribe()
+	ch, _ := b.Subscribe("")
 	b.Close()
 	if _, ok := <-ch; ok {
 		t.Fatal("channel open after Close")
 	}
-	late, _ := b.Subscribe()
+	late, _ := b.Subscribe("")
 	if _, ok := <-late; ok {
 		t.Fatal("subscription after Close is open")
+	}
+}
+
+func TestEventsForUsersReachOnlyThem(t *testing.T) {
+	b := New(8)
+	alice, _ := b.Subscribe("alice")
+	bob, _ := b.Subscribe("bob")
+	all, _ := b.Subscribe("")
+	b.Publish(context.Background(), carillon.Event{Type: "presence", UserIDs: []string{"alice", "alice"}, Seq: 1})
+	b.Publish(context.Background(), carillon.Event{Type: "message", Seq: 2})
+	if ev := <-alice; ev.Seq != 1 {
+		t.Fatalf("alice got %d first, want her event 1", ev.Seq)
+	}
+	if ev := <-alice; ev.Seq != 2 {
+		t.Fatalf("alice got %d, want the room event 2 (once each)", ev.Seq)
+	}
+	if ev := <-bob; ev.Seq != 2 {
+		t.Fatalf("bob got %d, want only the room event 2", ev.Seq)
+	}
+	for _, want := range []int64{1, 2} {
+		if ev := <-all; ev.Seq != want {
+			t.Fatalf("subscriber of everything got %d, want %d", ev.Seq, want)
+		}
 	}
 }

@@ -170,13 +170,13 @@ func NewBroker(client redis.UniversalClient, opts BrokerOptions) *Broker {
 func (b *Broker) Healthy() bool { return b.live.Load() }
 
 // Subscribe registers a local subscriber.
-func (b *Broker) Subscribe() (<-chan *carillon.Event, func()) {
+func (b *Broker) Subscribe(userID string) (<-chan *carillon.Event, func()) {
 	b.mu.RLock()
 	f := b.local
 	b.mu.RUnlock()
 	// If f is replaced and closed meanwhile, fanout either closes the new
 	// subscription with the rest or returns it closed.
-	return f.Subscribe()
+	return f.Subscribe(userID)
 }
 
 // Publish sends ev to the subscribers of every node, waiting at most

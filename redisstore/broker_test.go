@@ -63,9 +63,9 @@ func TestBrokerAcrossNodes(t *testing.T) {
 	channel := testChannel(t)
 	a := newBroker(t, newClient(t, ""), channel, 1024)
 	b := newBroker(t, newClient(t, ""), channel, 1024)
-	onB, cancelB := b.Subscribe()
+	onB, cancelB := b.Subscribe("")
 	defer cancelB()
-	onA, cancelA := a.Subscribe()
+	onA, cancelA := a.Subscribe("")
 	defer cancelA()
 
 	want := carillon.Event{Type: carillon.EventMembership, RoomID: "r1", UserIDs: []string{"u1", "u2"},
@@ -86,7 +86,7 @@ func TestBrokerOrderPerPublisher(t *testing.T) {
 	a := newBroker(t, newClient(t, ""), channel, 4096)
 	b := newBroker(t, newClient(t, ""), channel, 4096)
 	c := newBroker(t, newClient(t, ""), channel, 4096)
-	sub, cancel := c.Subscribe()
+	sub, cancel := c.Subscribe("")
 	defer cancel()
 	const n = 300
 	var wg sync.WaitGroup
@@ -120,8 +120,8 @@ func TestBrokerSlowSubscriberIsDropped(t *testing.T) {
 	channel := testChannel(t)
 	a := newBroker(t, newClient(t, ""), channel, 2)
 	b := newBroker(t, newClient(t, ""), channel, 2)
-	slow, _ := b.Subscribe()
-	fast, cancel := b.Subscribe()
+	slow, _ := b.Subscribe("")
+	fast, cancel := b.Subscribe("")
 	defer cancel()
 	for i := int64(1); i <= 5; i++ {
 		a.Publish(context.Background(), carillon.Event{Seq: i})
@@ -142,13 +142,13 @@ func TestBrokerClose(t *testing.T) {
 	channel := testChannel(t)
 	a := newBroker(t, newClient(t, ""), channel, 8)
 	b := newBroker(t, newClient(t, ""), channel, 8)
-	onA, _ := a.Subscribe()
-	onB, cancelB := b.Subscribe()
+	onA, _ := a.Subscribe("")
+	onB, cancelB := b.Subscribe("")
 	defer cancelB()
 	a.Close()
 	a.Close() // twice is harmless
 	waitClosed(t, onA, time.Second, "subscription open after Close")
-	late, _ := a.Subscribe()
+	late, _ := a.Subscribe("")
 	waitClosed(t, late, time.Second, "subscription after Close is open")
 	if a.Healthy() {
 		t.Fatal("healthy after Close")
@@ -200,7 +200,7 @@ func TestBrokerDropsSubscribersWhenConnectionKilled(t *testing.T) {
 	name := strings.ReplaceAll(strings.TrimSuffix(channel, ":events"), ":", "-") + "-b"
 	a := newBroker(t, newClient(t, ""), channel, 8)
 	b := newBroker(t, newClient(t, name), channel, 8)
-	sub, cancel := b.Subscribe()
+	sub, cancel := b.Subscribe("")
 	defer cancel()
 	a.Publish(context.Background(), carillon.Event{Seq: 1})
 	receive(t, sub)
@@ -212,7 +212,7 @@ func TestBrokerDropsSubscribersWhenConnectionKilled(t *testing.T) {
 
 	// The node subscribes again; new subscribers get events again.
 	eventually(t, 3*time.Second, "never resubscribed", b.Healthy)
-	again, cancel2 := b.Subscribe()
+	again, cancel2 := b.Subscribe("")
 	defer cancel2()
 	a.Publish(context.Background(), carillon.Event{Seq: 2})
 	if ev := receive(t, again); ev.Seq != 2 {
@@ -225,8 +225,8 @@ func TestBrokerFailedPublishDropsEverySubscriber(t *testing.T) {
 	flaky, dialer := flakyClient(t)
 	a := newBroker(t, flaky, channel, 8)
 	b := newBroker(t, newClient(t, ""), channel, 8)
-	onA, _ := a.Subscribe()
-	onB, _ := b.Subscribe()
+	onA, _ := a.Subscribe("")
+	onB, _ := b.Subscribe("")
 
 	dialer.setDown(true)
 	if err := a.Publish(context.Background(), carillon.Event{Seq: 1}); err == nil {
@@ -247,7 +247,7 @@ func TestBrokerFailedPublishDropsEverySubscriber(t *testing.T) {
 	waitClosed(t, onB, 3*time.Second, "a lost publish went unnoticed on another node")
 
 	eventually(t, 3*time.Second, "node a never resubscribed", a.Healthy)
-	onB2, cancel := b.Subscribe()
+	onB2, cancel := b.Subscribe("")
 	defer cancel()
 	if err := a.Publish(context.Background(), carillon.Event{Seq: 2}); err != nil {
 		t.Fatal(err)
@@ -260,7 +260,7 @@ func TestBrokerFailedPublishDropsEverySubscriber(t *testing.T) {
 func TestBrokerCounterGapDropsSubscribers(t *testing.T) {
 	channel := testChannel(t)
 	b := newBroker(t, newClient(t, ""), channel, 8)
-	sub, _ := b.Subscribe()
+	sub, _ := b.Subscribe("")
 	admin := newClient(t, "")
 	publish := func(count int, gap bool) {
 		t.Helper()
@@ -284,7 +284,7 @@ func TestBrokerHealthCheckKeepsAnIdleSubscription(t *testing.T) {
 	b := NewBroker(newClient(t, ""), BrokerOptions{Channel: channel, Logger: log, HealthCheck: 200 * time.Millisecond})
 	defer b.Close()
 	eventually(t, 3*time.Second, "subscription never confirmed", b.Healthy)
-	sub, cancel := b.Subscribe()
+	sub, cancel := b.Subscribe("")
 	defer cancel()
 	time.Sleep(time.Second) // idle: pinged and answered several times
 	if !b.Healthy() || logs.count("unreachable") != 0 {
@@ -305,7 +305,7 @@ func TestBrokerGivesUpASilentConnection(t *testing.T) {
 	b := NewBroker(flaky, BrokerOptions{Channel: channel, Logger: log, HealthCheck: 200 * time.Millisecond})
 	defer b.Close()
 	eventually(t, 3*time.Second, "subscription never confirmed", b.Healthy)
-	sub, _ := b.Subscribe()
+	sub, _ := b.Subscribe("")
 	dialer.setFrozen(true) // the pongs stop coming
 	waitClosed(t, sub, 3*time.Second, "subscriber kept on a connection that stopped answering")
 	if b.Healthy() {

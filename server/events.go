@@ -112,7 +112,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, c *caller)
 
 	// Subscribe first, then replay from storage: nothing committed in
 	// between can be missed, and live duplicates are dropped by position.
-	events, cancel := s.cfg.Broker.Subscribe()
+	events, cancel := s.cfg.Broker.Subscribe(c.UserID)
 	defer cancel()
 	roomIDs, err := s.store.RoomIDsOfUser(ctx, c.UserID)
 	if err != nil {
