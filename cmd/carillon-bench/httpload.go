@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/carillon-chat/carillon"
 )
 
 // sampleContent is Amazon Chime's own sample webhook message. Its @All and
@@ -203,37 +205,16 @@ func verifyAccepted(body []byte, room string) (string, string) {
 	if err := json.Unmarshal(body, &a); err != nil {
 		return "", "accepted body is not JSON: " + err.Error()
 	}
-	if !isUUID(a.MessageId) {
+	if !carillon.ValidID(a.MessageId) {
 		return "", fmt.Sprintf("accepted body has no MessageId: %.120s", body)
 	}
-	if !isUUID(a.RoomId) {
+	if !carillon.ValidID(a.RoomId) {
 		return "", fmt.Sprintf("accepted body has no RoomId: %.120s", body)
 	}
 	if room != "" && a.RoomId != room {
 		return "", fmt.Sprintf("accepted body names room %s, want %s", a.RoomId, room)
 	}
 	return a.MessageId, ""
-}
-
-// isUUID reports whether s is a lowercase 8-4-4-4-12 hex UUID.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < 36; i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // baselineServer is a bare net/http handler that reads and discards the

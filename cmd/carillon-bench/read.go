@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/carillon-chat/carillon"
 )
 
 // The read scenario: one room holding --messages messages; the latency of
@@ -247,7 +249,7 @@ func getPage(ctx context.Context, c *http.Client, base, token, roomID string, si
 		return nil, fmt.Errorf("page is not the expected JSON: %v", err)
 	}
 	for _, m := range p.Messages {
-		if !isUUID(m.MessageId) {
+		if !carillon.ValidID(m.MessageId) {
 			return nil, fmt.Errorf("a message without MessageId")
 		}
 	}
