@@ -1,7 +1,12 @@
 // Package fanout is the in-process Broker: every published event goes to
-// every subscriber's buffered channel. A subscriber whose buffer is full is
+// every subscriber's queue. A subscriber more than its buffer behind is
 // dropped (its channel closed) so that a slow client never slows the
 // publisher or the other clients.
+//
+// A subscriber's channel is small (channelSize); events beyond it wait in
+// a slice that a goroutine feeds into the channel, started only while the
+// subscriber lags. Memory then follows the actual backlog: 10,000 idle
+// streams do not each hold a 1,024-slot channel.
 package fanout
 
 import (
@@ -21,10 +26,83 @@ type Broker struct {
 	closed bool
 }
 
+// channelSize is the capacity of a subscriber's channel.
+const channelSize = 32
+
 type subscriber struct {
-	user string
-	ch   chan *carillon.Event
-	once sync.Once
+	user  string
+	limit int // events it may lag behind before it is dropped
+	ch    chan *carillon.Event
+
+	mu       sync.Mutex
+	overflow []*carillon.Event // waiting for room in ch, oldest first
+	pumping  bool              // a pump goroutine owns sending to ch
+	dropped  bool
+	done     chan struct{} // closed when dropped
+}
+
+// offer queues ev; false means the subscriber is too far behind.
+func (s *subscriber) offer(ev *carillon.Event) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dropped {
+		return true
+	}
+	if !s.pumping {
+		select {
+		case s.ch <- ev:
+			return true
+		default:
+		}
+	}
+	if len(s.ch)+len(s.overflow) >= s.limit {
+		return false
+	}
+	s.overflow = append(s.overflow, ev)
+	if !s.pumping {
+		s.pumping = true
+		go s.pump()
+	}
+	return true
+}
+
+// pump moves overflowed events into the channel in order, then exits.
+func (s *subscriber) pump() {
+	for {
+		s.mu.Lock()
+		if s.dropped || len(s.overflow) == 0 {
+			s.pumping = false
+			s.overflow = nil
+			if s.dropped {
+				close(s.ch)
+			}
+			s.mu.Unlock()
+			return
+		}
+		ev := s.overflow[0]
+		s.overflow[0] = nil
+		s.overflow = s.overflow[1:]
+		s.mu.Unlock()
+		select {
+		case s.ch <- ev:
+		case <-s.done:
+		}
+	}
+}
+
+// drop ends the subscription: its channel is closed once what is already
+// in it has been read.
+func (s *subscriber) drop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dropped {
+		return
+	}
+	s.dropped = true
+	close(s.done)
+	if !s.pumping {
+		close(s.ch) // else the pump closes it, being its only sender
+	}
 }
 
 var _ carillon.Broker = (*Broker)(nil)
@@ -42,9 +120,7 @@ func (b *Broker) Publish(_ context.Context, ev carillon.Event) error {
 	shared := &ev // one copy for every subscriber: a pointer per buffer slot
 	send := func(subs map[*subscriber]struct{}) {
 		for s := range subs {
-			select {
-			case s.ch <- shared:
-			default:
+			if !s.offer(shared) {
 				slow = append(slow, s)
 			}
 		}
@@ -72,11 +148,11 @@ func (b *Broker) Publish(_ context.Context, ev carillon.Event) error {
 // Subscribe registers a subscriber for userID's events ("" for every
 // event).
 func (b *Broker) Subscribe(userID string) (<-chan *carillon.Event, func()) {
-	s := &subscriber{user: userID, ch: make(chan *carillon.Event, b.buffer)}
+	s := &subscriber{user: userID, limit: b.buffer, ch: make(chan *carillon.Event, min(b.buffer, channelSize)), done: make(chan struct{})}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		close(s.ch)
+		s.drop()
 		return s.ch, func() {}
 	}
 	b.subs[s] = struct{}{}
@@ -97,7 +173,7 @@ func (b *Broker) Close() {
 	b.byUser = make(map[string]map[*subscriber]struct{})
 	b.mu.Unlock()
 	for s := range subs {
-		s.once.Do(func() { close(s.ch) })
+		s.drop()
 	}
 }
 
@@ -111,5 +187,5 @@ func (b *Broker) drop(s *subscriber) {
 		}
 	}
 	b.mu.Unlock()
-	s.once.Do(func() { close(s.ch) })
+	s.drop()
 }

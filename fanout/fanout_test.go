@@ -80,3 +80,44 @@ func TestEventsForUsersReachOnlyThem(t *testing.T) {
 		}
 	}
 }
+
+func TestLaggingSubscriberGetsEveryEventInOrder(t *testing.T) {
+	b := New(500)
+	lagging, cancel := b.Subscribe("")
+	defer cancel()
+	// More than the channel holds: the rest waits in the overflow queue.
+	for i := int64(1); i <= 400; i++ {
+		b.Publish(context.Background(), carillon.Event{Seq: i})
+	}
+	for i := int64(1); i <= 400; i++ {
+		ev, ok := <-lagging
+		if !ok || ev.Seq != i {
+			t.Fatalf("event %d: got %v (open %v)", i, ev, ok)
+		}
+		if i == 200 { // publishing while the queue drains keeps the order
+			for j := int64(401); j <= 450; j++ {
+				b.Publish(context.Background(), carillon.Event{Seq: j})
+			}
+		}
+	}
+	for i := int64(401); i <= 450; i++ {
+		if ev := <-lagging; ev.Seq != i {
+			t.Fatalf("got %d, want %d", ev.Seq, i)
+		}
+	}
+}
+
+func TestDroppedWhileOverflowingClosesAfterQueuedEvents(t *testing.T) {
+	b := New(100)
+	slow, _ := b.Subscribe("")
+	for i := int64(1); i <= 150; i++ {
+		b.Publish(context.Background(), carillon.Event{Seq: i})
+	}
+	n := 0
+	for range slow {
+		n++
+	}
+	if n < channelSize || n > 100 {
+		t.Fatalf("a subscriber dropped at 100 behind got %d events", n)
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -50,39 +52,91 @@ func parseEventID(id string) (carillon.EventPosition, bool) {
 
 // stream is one client's event stream.
 type stream struct {
-	w     http.ResponseWriter
-	rc    *http.ResponseController
+	out   streamOutput
 	user  string
 	rooms map[string]bool
 	// delivered is the last message and notification position written,
 	// to drop live events already replayed.
 	lastMessage, lastNotification int64
-	unflushed                     bool
+	// pending holds what was written since the last flush; an idle stream
+	// keeps no buffer.
+	pending []byte
 }
 
 func (st *stream) write(id, event string, data []byte) error {
-	var b bytes.Buffer
 	if id != "" {
-		b.WriteString("id: " + id + "\n")
+		st.pending = append(st.pending, "id: "...)
+		st.pending = append(st.pending, id...)
+		st.pending = append(st.pending, '\n')
 	}
-	b.WriteString("event: " + event + "\ndata: ")
-	b.Write(data)
-	b.WriteString("\n\n")
-	st.rc.SetWriteDeadline(time.Now().Add(streamWriteWait))
-	_, err := st.w.Write(b.Bytes())
-	st.unflushed = true
+	st.pending = append(st.pending, "event: "...)
+	st.pending = append(st.pending, event...)
+	st.pending = append(st.pending, "\ndata: "...)
+	st.pending = append(st.pending, data...)
+	st.pending = append(st.pending, "\n\n"...)
+	if len(st.pending) >= 64<<10 {
+		return st.flush() // a long replay goes out as it is read
+	}
+	return nil
+}
+
+// comment queues an SSE comment line (": text").
+func (st *stream) comment(text string) {
+	st.pending = append(st.pending, ": "...)
+	st.pending = append(st.pending, text...)
+	st.pending = append(st.pending, "\n\n"...)
+}
+
+// flush sends what was written since the last flush in one write.
+func (st *stream) flush() error {
+	if len(st.pending) == 0 {
+		return nil
+	}
+	err := st.out.send(st.pending)
+	if cap(st.pending) > 4096 {
+		st.pending = nil // a burst's buffer is not kept by an idle stream
+	} else {
+		st.pending = st.pending[:0]
+	}
 	return err
 }
 
-// flush sends what was written since the last flush.
-func (st *stream) flush() error {
-	if !st.unflushed {
-		return nil
-	}
-	st.unflushed = false
-	st.rc.SetWriteDeadline(time.Now().Add(streamWriteWait))
-	return st.rc.Flush()
+// streamOutput is where a stream's bytes go: the hijacked connection of an
+// HTTP/1.x stream, or the ResponseWriter otherwise (HTTP/2).
+type streamOutput interface {
+	send(p []byte) error // write p and push it to the client now
+	close()
 }
+
+// responseOutput streams through net/http: the handler's goroutine and the
+// connection's buffers stay with the stream.
+type responseOutput struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (o responseOutput) send(p []byte) error {
+	o.rc.SetWriteDeadline(time.Now().Add(streamWriteWait))
+	if _, err := o.w.Write(p); err != nil {
+		return err
+	}
+	return o.rc.Flush()
+}
+
+func (o responseOutput) close() {}
+
+// connOutput writes straight to a hijacked HTTP/1.x connection. An idle
+// stream then costs its own small goroutines and no net/http buffers:
+// 10,000 open streams fit in the memory budget of docs/performance.md.
+type connOutput struct{ conn net.Conn }
+
+func (o connOutput) send(p []byte) error {
+	o.conn.SetWriteDeadline(time.Now().Add(streamWriteWait))
+	_, err := o.conn.Write(p)
+	return err
+}
+
+func (o connOutput) close() { o.conn.Close() }
 
 // wants routes a live event to this stream, keeping its room set current.
 func (st *stream) wants(ev *carillon.Event) bool {
@@ -105,54 +159,109 @@ func (st *stream) wants(ev *carillon.Event) bool {
 }
 
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, c *caller) error {
-	ctx := r.Context()
-	rc := http.NewResponseController(w)
-	// The stream outlives the server's read timeout.
-	rc.SetReadDeadline(time.Time{})
-
 	// Subscribe first, then replay from storage: nothing committed in
 	// between can be missed, and live duplicates are dropped by position.
 	events, cancel := s.cfg.Broker.Subscribe(c.UserID)
-	defer cancel()
-	roomIDs, err := s.store.RoomIDsOfUser(ctx, c.UserID)
+	roomIDs, err := s.store.RoomIDsOfUser(r.Context(), c.UserID)
 	if err != nil {
+		cancel()
 		return err
 	}
-	st := &stream{w: w, rc: rc, user: c.UserID, rooms: make(map[string]bool, len(roomIDs))}
+	st := &stream{user: c.UserID, rooms: make(map[string]bool, len(roomIDs))}
 	for _, id := range roomIDs {
 		st.rooms[id] = true
 	}
-	disconnect, err := s.cfg.Presence.Connect(ctx, c.UserID)
+	disconnect, err := s.cfg.Presence.Connect(r.Context(), c.UserID)
 	if err != nil {
+		cancel()
 		return err
 	}
-	defer disconnect()
-	defer s.cfg.Metrics.StreamOpened()()
+	streamClosed := s.cfg.Metrics.StreamOpened()
+	end := func() {
+		streamClosed()
+		disconnect()
+		cancel()
+	}
 
+	ctx, out, detached := s.openStream(w, r)
+	st.out = out
+	if !detached {
+		defer out.close()
+		defer end()
+		s.runStream(ctx, st, events, r.Header, r.URL.Query())
+		return nil
+	}
+	// The connection is the stream's now: serve it on a goroutine of its
+	// own and let net/http's goroutine and buffers go.
+	header, query := r.Header.Clone(), r.URL.Query()
+	go func() {
+		defer out.close()
+		defer end()
+		s.runStream(ctx, st, events, header, query)
+	}()
+	return nil
+}
+
+// openStream answers 200 with the event-stream headers. An HTTP/1.x
+// connection is hijacked (detached is true): its context then ends when
+// the client closes it, noticed by a reader goroutine.
+func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (ctx context.Context, out streamOutput, detached bool) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write([]byte(": connected\n\n")); err != nil {
-		return nil
+	rc := http.NewResponseController(w)
+	if r.ProtoMajor == 1 {
+		if conn, _, err := rc.Hijack(); err == nil {
+			conn.SetDeadline(time.Time{})
+			var head bytes.Buffer
+			head.WriteString("HTTP/1.1 200 OK\r\n")
+			h.Set("Connection", "close") // the body ends when the stream does
+			h.Write(&head)
+			head.WriteString("\r\n")
+			conn.SetWriteDeadline(time.Now().Add(streamWriteWait))
+			conn.Write(head.Bytes()) // a failure shows at the first flush
+			ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+			go watchClosed(conn, cancel)
+			return ctx, connOutput{conn}, true
+		}
 	}
-	rc.Flush()
+	// The stream outlives the server's read timeout.
+	rc.SetReadDeadline(time.Time{})
+	w.WriteHeader(http.StatusOK)
+	return r.Context(), responseOutput{w: w, rc: rc}, false
+}
 
-	last := r.Header.Get("Last-Event-ID")
+// watchClosed cancels when the client closes its connection (or sends
+// anything: a stream's client only listens).
+func watchClosed(conn net.Conn, cancel context.CancelFunc) {
+	var b [1]byte
+	conn.Read(b[:])
+	cancel()
+}
+
+// runStream writes the replay the client asked for, then live events and
+// keep-alives until the client leaves, the subscription ends or a write
+// fails.
+func (s *Server) runStream(ctx context.Context, st *stream, events <-chan *carillon.Event, header http.Header, query url.Values) {
+	st.comment("connected")
+	if st.flush() != nil {
+		return
+	}
+	last := header.Get("Last-Event-ID")
 	if last == "" {
-		last = r.URL.Query().Get("lastEventId")
+		last = query.Get("lastEventId")
 	}
 	if last != "" {
 		if err := s.replay(ctx, st, last); err != nil || st.flush() != nil {
 			s.log.Debug("event stream ended during replay", "err", err)
-			return nil
+			return
 		}
 	} else if s.cfg.OrderFromStore {
 		// Live only, read from storage: start at the newest commit.
 		newest, err := s.store.NewestSeq(ctx)
 		if err != nil {
-			return nil
+			return
 		}
 		st.lastMessage, st.lastNotification = newest, newest
 	} else {
@@ -165,25 +274,22 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, c *caller)
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-keepAlive.C:
-			rc.SetWriteDeadline(time.Now().Add(streamWriteWait))
-			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
-				return nil
-			}
-			if rc.Flush() != nil {
-				return nil
+			st.comment("keep-alive")
+			if st.flush() != nil {
+				return
 			}
 		case ev, ok := <-events:
 			if !ok {
-				return nil // dropped as too slow, or shutting down
+				return // dropped as too slow, or shutting down
 			}
 			// Write this event and whatever else is already waiting, then
 			// flush once: one write call for a burst, not one per event.
 		burst:
 			for n := 1; ; n++ {
 				if err := s.deliver(ctx, st, ev); err != nil {
-					return nil
+					return
 				}
 				if n == maxBurst {
 					break
@@ -198,7 +304,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, c *caller)
 				}
 			}
 			if st.flush() != nil || !ok {
-				return nil
+				return
 			}
 		}
 	}
