@@ -75,6 +75,10 @@ var cli struct {
 	Rooms    roomsCmd    `cmd:"" help:"Manage rooms."`
 	Webhooks webhooksCmd `cmd:"" help:"Manage a room's webhooks (room administrators)."`
 	Version  versionCmd  `cmd:"" help:"Print the version."`
+
+	// Operations on the stored data (docs/deploy.md).
+	Backup         backupCmd         `cmd:"" help:"Copy the SQLite database to a file while the server runs."`
+	MigrateStorage migrateStorageCmd `cmd:"" name:"migrate-storage" help:"Copy a stopped server's SQLite database into an empty PostgreSQL database."`
 }
 
 func main() {
