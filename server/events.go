@@ -21,6 +21,11 @@ const (
 	streamWriteWait   = 10 * time.Second
 	replayPage        = 500
 	maxBurst          = 256 // live events written between two flushes
+	// streamLinger is how long a stream waits for more events before
+	// writing the first: in a busy room a stream then writes a few
+	// events per system call instead of one (2,000 streams at 100
+	// messages/s are 200,000 writes a second otherwise).
+	streamLinger = 25 * time.Millisecond
 	// replayLimit bounds what a reconnecting stream replays; a client that
 	// missed more gets a reset and reloads its state.
 	replayLimit = 20000
@@ -271,6 +276,8 @@ func (s *Server) runStream(ctx context.Context, st *stream, events <-chan *caril
 
 	keepAlive := time.NewTicker(keepAliveInterval)
 	defer keepAlive.Stop()
+	linger := time.NewTimer(streamLinger)
+	linger.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -284,25 +291,32 @@ func (s *Server) runStream(ctx context.Context, st *stream, events <-chan *caril
 			if !ok {
 				return // dropped as too slow, or shutting down
 			}
-			// Write this event and whatever else is already waiting, then
-			// flush once: one write call for a burst, not one per event.
+			if err := s.deliver(ctx, st, ev); err != nil {
+				return
+			}
+			if len(st.pending) == 0 {
+				continue // not this stream's
+			}
+			// Let the events of the next streamLinger join this one: one
+			// write call per stream for a burst, not one per event.
+			linger.Reset(streamLinger)
 		burst:
-			for n := 1; ; n++ {
-				if err := s.deliver(ctx, st, ev); err != nil {
-					return
-				}
-				if n == maxBurst {
-					break
-				}
+			for n := 1; n < maxBurst; n++ {
 				select {
 				case ev, ok = <-events:
 					if !ok {
 						break burst
 					}
-				default:
+					if err := s.deliver(ctx, st, ev); err != nil {
+						return
+					}
+				case <-linger.C:
 					break burst
+				case <-ctx.Done():
+					return
 				}
 			}
+			linger.Stop()
 			if st.flush() != nil || !ok {
 				return
 			}
