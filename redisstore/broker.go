@@ -340,8 +340,8 @@ func (b *Broker) receive() (confirmed bool, err error) {
 			// subscribers that came before may have missed some.
 			confirmed = true
 			b.dropAll()
+			b.health.ok() // logged before anyone can see the broker healthy
 			b.live.Store(true)
-			b.health.ok()
 		case *redis.Message:
 			b.deliver(m.Payload, last)
 		case *redis.Pong:
