@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/carillon-chat/carillon"
@@ -63,23 +64,36 @@ type stream struct {
 	// delivered is the last message and notification position written,
 	// to drop live events already replayed.
 	lastMessage, lastNotification int64
-	// pending holds what was written since the last flush; an idle stream
-	// keeps no buffer.
-	pending []byte
+	// pending holds what was written since the last flush, in a buffer
+	// taken from pendingBuffers: an idle stream holds none.
+	pending *[]byte
+}
+
+// pendingBuffers are reused between flushes of all streams: a busy room
+// would otherwise allocate one per stream and write.
+var pendingBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+func (st *stream) buffer() []byte {
+	if st.pending == nil {
+		st.pending = pendingBuffers.Get().(*[]byte)
+	}
+	return *st.pending
 }
 
 func (st *stream) write(id, event string, data []byte) error {
+	b := st.buffer()
 	if id != "" {
-		st.pending = append(st.pending, "id: "...)
-		st.pending = append(st.pending, id...)
-		st.pending = append(st.pending, '\n')
+		b = append(b, "id: "...)
+		b = append(b, id...)
+		b = append(b, '\n')
 	}
-	st.pending = append(st.pending, "event: "...)
-	st.pending = append(st.pending, event...)
-	st.pending = append(st.pending, "\ndata: "...)
-	st.pending = append(st.pending, data...)
-	st.pending = append(st.pending, "\n\n"...)
-	if len(st.pending) >= 64<<10 {
+	b = append(b, "event: "...)
+	b = append(b, event...)
+	b = append(b, "\ndata: "...)
+	b = append(b, data...)
+	b = append(b, "\n\n"...)
+	*st.pending = b
+	if len(b) >= 64<<10 {
 		return st.flush() // a long replay goes out as it is read
 	}
 	return nil
@@ -87,22 +101,30 @@ func (st *stream) write(id, event string, data []byte) error {
 
 // comment queues an SSE comment line (": text").
 func (st *stream) comment(text string) {
-	st.pending = append(st.pending, ": "...)
-	st.pending = append(st.pending, text...)
-	st.pending = append(st.pending, "\n\n"...)
+	b := st.buffer()
+	b = append(b, ": "...)
+	b = append(b, text...)
+	b = append(b, "\n\n"...)
+	*st.pending = b
 }
+
+// hasPending reports whether anything waits for a flush.
+func (st *stream) hasPending() bool { return st.pending != nil && len(*st.pending) > 0 }
 
 // flush sends what was written since the last flush in one write.
 func (st *stream) flush() error {
-	if len(st.pending) == 0 {
+	if st.pending == nil {
 		return nil
 	}
-	err := st.out.send(st.pending)
-	if cap(st.pending) > 4096 {
-		st.pending = nil // a burst's buffer is not kept by an idle stream
-	} else {
-		st.pending = st.pending[:0]
+	var err error
+	if b := *st.pending; len(b) > 0 {
+		err = st.out.send(b)
 	}
+	if cap(*st.pending) <= 256<<10 { // a huge replay's buffer is not kept
+		*st.pending = (*st.pending)[:0]
+		pendingBuffers.Put(st.pending)
+	}
+	st.pending = nil
 	return err
 }
 
@@ -153,12 +175,10 @@ func (st *stream) wants(ev *carillon.Event) bool {
 		return true // the member learns of its own removal
 	}
 	if ev.UserIDs != nil {
-		for _, id := range ev.UserIDs {
-			if id == st.user {
-				return true
-			}
-		}
-		return false
+		// The broker passes a subscriber only the user-targeted events
+		// naming its user: no need to look through the list (a presence
+		// change names every roommate, thousands in a big room).
+		return true
 	}
 	return ev.RoomID != "" && st.rooms[ev.RoomID]
 }
@@ -294,7 +314,7 @@ func (s *Server) runStream(ctx context.Context, st *stream, events <-chan *caril
 			if err := s.deliver(ctx, st, ev); err != nil {
 				return
 			}
-			if len(st.pending) == 0 {
+			if !st.hasPending() {
 				continue // not this stream's
 			}
 			// Let the events of the next streamLinger join this one: one
