@@ -92,11 +92,6 @@ func (p *proc) stop(t *testing.T) {
 	}
 }
 
-// onServer moves a webhook URL to another server's address.
-func onServer(p *proc, hookURL string) string {
-	return p.url + hookURL[strings.Index(hookURL, "/incomingwebhooks/"):]
-}
-
 // postAndSeq posts through a webhook and returns the new message's seq,
 // read from the event stream after the newest seq known.
 func postAndSeq(t *testing.T, p *proc, hookURL, roomID string, newest int64) (string, int64) {

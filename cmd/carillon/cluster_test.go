@@ -90,9 +90,6 @@ func TestClusterOfTwoNodes(t *testing.T) {
 	n1, n2 := node(), node()
 
 	roomID, hookURL := setupWebhook(t, n1.url)
-	onNode := func(p *proc, url string) string {
-		return p.url + url[strings.Index(url, "/incomingwebhooks/"):]
-	}
 
 	// A stream on node 1 receives a message posted through node 2.
 	req, _ := http.NewRequest("GET", n1.url+"/api/v1/events", nil)
@@ -111,7 +108,7 @@ func TestClusterOfTwoNodes(t *testing.T) {
 		close(lines)
 	}()
 	var ack struct{ MessageId string }
-	if s := postJSON(t, onNode(n2, hookURL), `{"Content":"from node 2"}`, &ack); s != 200 {
+	if s := postJSON(t, onServer(n2, hookURL), `{"Content":"from node 2"}`, &ack); s != 200 {
 		t.Fatalf("post via node 2: %d", s)
 	}
 	deadline := time.After(10 * time.Second)
@@ -140,7 +137,7 @@ wait:
 		go func(i int) {
 			defer wg.Done()
 			via := []*proc{n1, n2}[i%2]
-			statuses <- postJSON(t, onNode(via, hookURL), fmt.Sprintf(`{"Content":"race %d"}`, i), nil)
+			statuses <- postJSON(t, onServer(via, hookURL), fmt.Sprintf(`{"Content":"race %d"}`, i), nil)
 		}(i)
 	}
 	wg.Wait()
@@ -155,10 +152,10 @@ wait:
 
 	// Kill node 2 in the middle of a load through it (every webhook of the
 	// room at its rate); node 1 still has every acknowledged message.
-	hooks := []string{onNode(n2, hookURL)}
+	hooks := []string{onServer(n2, hookURL)}
 	for i := 0; i < 9; i++ {
 		_, u := setupWebhookOn(t, n1.url, roomID)
-		hooks = append(hooks, onNode(n2, u))
+		hooks = append(hooks, onServer(n2, u))
 	}
 	var mu sync.Mutex
 	var acked []string

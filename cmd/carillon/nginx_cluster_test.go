@@ -364,11 +364,6 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// rebase points a webhook URL at another server.
-func rebase(base, hookURL string) string {
-	return base + hookURL[strings.Index(hookURL, "/incomingwebhooks/"):]
-}
-
 // hostPort is the host:port of a base URL.
 func hostPort(base string) string {
 	return strings.TrimPrefix(strings.TrimPrefix(base, "http://"), "https://")

@@ -309,3 +309,11 @@ func TestSIGTERMDrains(t *testing.T) {
 		}
 	}
 }
+
+// rebase points a webhook URL at another server.
+func rebase(base, hookURL string) string {
+	return base + hookURL[strings.Index(hookURL, "/incomingwebhooks/"):]
+}
+
+// onServer points a webhook URL at one running server.
+func onServer(p *proc, hookURL string) string { return rebase(p.url, hookURL) }
