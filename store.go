@@ -2,6 +2,7 @@ package carillon
 
 import (
 	"context"
+	"math"
 	"time"
 )
 
@@ -146,7 +147,8 @@ type NotificationStore interface {
 	RoomMates(ctx context.Context, userID string) ([]string, error)
 	// Replay returns, in commit order, the messages of the user's rooms and
 	// the user's notifications committed after position after, at most
-	// limit of them; see ReplayItem.
+	// limit of them; see ReplayItem. With userID "" it returns those of
+	// every room and every user (a cluster node's feed of live events).
 	Replay(ctx context.Context, userID string, after EventPosition, limit int) ([]ReplayItem, error)
 	// NewestSeq returns the Seq of the newest message (0 when none).
 	NewestSeq(ctx context.Context) (int64, error)
@@ -202,6 +204,28 @@ type MessageQuery struct {
 	Ascending bool
 	After     int64
 	Limit     int
+}
+
+// ReplayAllNotificationRange is the range of message seqs (lo, hi] whose
+// notifications a Replay for every user returns with msgs, the messages it
+// read after position after with that limit: those of the messages read,
+// and when fewer than limit were read, any committed since.
+func ReplayAllNotificationRange(after EventPosition, msgs []Message, limit int) (lo, hi int64) {
+	lo = after.Seq
+	if !after.Notification {
+		lo-- // the notifications of message after.Seq are still due
+	}
+	hi = math.MaxInt64
+	if len(msgs) == limit && limit > 0 {
+		hi = msgs[len(msgs)-1].Seq
+	}
+	return lo, hi
+}
+
+// MergeReplayAll merges the messages and notifications read for a Replay
+// for every user, which cuts neither list.
+func MergeReplayAll(msgs []Message, notes []*Notification) []ReplayItem {
+	return MergeReplay(msgs, notes, math.MaxInt)
 }
 
 // MergeReplay merges the messages and notifications a backend read for

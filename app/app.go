@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/carillon-chat/carillon"
+	"github.com/carillon-chat/carillon/feed"
 	"github.com/carillon-chat/carillon/ingest"
 	"github.com/carillon-chat/carillon/metrics"
 	"github.com/carillon-chat/carillon/secret"
@@ -160,6 +161,15 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer shared.close()
 	broker, tracker := shared.broker, shared.presence
+	if shared.crossNode {
+		// Nodes publish in no common order: each node reads messages
+		// back from storage, in commit order, for its streams.
+		ordered, err := feed.New(ctx, shared.broker, store, streamBuffer, log)
+		if err != nil {
+			return err
+		}
+		broker = ordered
+	}
 	webhookLimiter, userLimiter, loginLimiter := shared.webhookLimiter, shared.userLimiter, shared.loginLimiter
 	go announcePresence(bg, store, tracker, broker, log)
 
@@ -168,7 +178,7 @@ func Run(ctx context.Context, cfg Config) error {
 	go writer.Run(bg)
 
 	srv := server.New(server.Config{Store: store, Ingest: writer, Key: key, PublicURL: publicURL, Logger: log,
-		Broker: broker, OrderFromStore: shared.crossNode, Presence: tracker, LoginLimiter: loginLimiter, TrustedProxies: proxies, MaxInFlight: cfg.MaxInFlight,
+		Broker: broker, Presence: tracker, LoginLimiter: loginLimiter, TrustedProxies: proxies, MaxInFlight: cfg.MaxInFlight,
 		Metrics: meters, MetricsToken: cfg.MetricsToken,
 		SecureCookies: cfg.TLSCert != "", BodyTimeout: orDefault(cfg.BodyTimeout, DefaultBodyTimeout)})
 	httpServer := &http.Server{

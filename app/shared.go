@@ -31,6 +31,10 @@ func openStore(ctx context.Context, cfg Config) (carillon.Store, error) {
 	}
 }
 
+// streamBuffer is how many events a stream may fall behind before it is
+// dropped.
+const streamBuffer = 1024
+
 // shared holds the services a node shares with the other nodes of a
 // cluster through Redis, or keeps to itself when it runs alone.
 type shared struct {
@@ -54,7 +58,7 @@ func newShared(ctx context.Context, cfg Config, log *slog.Logger) (*shared, erro
 		for _, l := range []*ratelimit.Limiter{webhook, user, login} {
 			go l.Run(ctx, time.Minute)
 		}
-		return &shared{broker: fanout.New(1024), presence: presence.New(PresenceGrace, nil),
+		return &shared{broker: fanout.New(streamBuffer), presence: presence.New(PresenceGrace, nil),
 			webhookLimiter: webhook, userLimiter: user, loginLimiter: login, close: func() {}}, nil
 	}
 

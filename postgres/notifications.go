@@ -129,6 +129,9 @@ func (db *DB) Replay(ctx context.Context, userID string, after carillon.EventPos
 		return nil, classify(err)
 	}
 	defer tx.Rollback(context.Background())
+	if userID == "" {
+		return replayAll(ctx, tx, after, limit)
+	}
 	msgs, err := queryMessages(ctx, tx, `SELECT `+messageColumns+` FROM messages
 		WHERE seq > $1 AND room_id IN (SELECT ms.room_id FROM memberships ms JOIN rooms r ON r.room_id = ms.room_id
 			WHERE ms.user_id = $2 AND r.deleted_at IS NULL)
@@ -146,4 +149,25 @@ func (db *DB) Replay(ctx context.Context, userID string, after carillon.EventPos
 		return nil, err
 	}
 	return carillon.MergeReplay(msgs, notes, limit), nil
+}
+
+// replayAll is Replay for every room and user: up to limit messages, each
+// with all of its notifications (a message may notify thousands, so they
+// are not cut by the limit).
+func replayAll(ctx context.Context, tx pgx.Tx, after carillon.EventPosition, limit int) ([]carillon.ReplayItem, error) {
+	msgs, err := queryMessages(ctx, tx, `SELECT `+messageColumns+` FROM messages
+		WHERE seq > $1 AND room_id NOT IN (SELECT room_id FROM rooms WHERE deleted_at IS NOT NULL)
+		ORDER BY seq LIMIT $2`, after.Seq, limit)
+	if err != nil {
+		return nil, err
+	}
+	lo, hi := carillon.ReplayAllNotificationRange(after, msgs, limit)
+	notes, err := queryNotifications(ctx, tx, `SELECT `+notificationColumns+` FROM notifications
+		WHERE message_seq > $1 AND message_seq <= $2
+			AND room_id NOT IN (SELECT room_id FROM rooms WHERE deleted_at IS NOT NULL)
+		ORDER BY message_seq, notification_id`, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	return carillon.MergeReplayAll(msgs, notes), nil
 }

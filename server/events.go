@@ -282,13 +282,6 @@ func (s *Server) runStream(ctx context.Context, st *stream, events <-chan *caril
 			s.log.Debug("event stream ended during replay", "err", err)
 			return
 		}
-	} else if s.cfg.OrderFromStore {
-		// Live only, read from storage: start at the newest commit.
-		newest, err := s.store.NewestSeq(ctx)
-		if err != nil {
-			return
-		}
-		st.lastMessage, st.lastNotification = newest, newest
 	} else {
 		// Live only: the first event written is whatever comes next.
 		st.lastMessage, st.lastNotification = -1, -1
@@ -358,11 +351,6 @@ func (s *Server) deliver(ctx context.Context, st *stream, ev *carillon.Event) er
 		}
 		if ev.Seq <= last {
 			return nil // replayed already
-		}
-		if s.cfg.OrderFromStore {
-			// Events from several nodes may arrive out of commit order;
-			// storage has them in order and without gaps.
-			return s.catchUp(ctx, st)
 		}
 		if ev.Type == carillon.EventMessage {
 			st.lastMessage = ev.Seq
@@ -434,28 +422,4 @@ func (st *stream) writeItem(it carillon.ReplayItem) error {
 	data, _ := json.Marshal(n.JSON())
 	st.lastNotification = n.MessageSeq
 	return st.write(eventID(n.MessageSeq, true), carillon.EventNotification, data)
-}
-
-// position is where the stream stands in commit order.
-func (st *stream) position() carillon.EventPosition {
-	return carillon.EventPosition{Seq: st.lastMessage, Notification: st.lastNotification >= st.lastMessage}
-}
-
-// catchUp writes, in commit order, what was committed after the stream's
-// position: the live path of a stream whose events come from many nodes.
-func (s *Server) catchUp(ctx context.Context, st *stream) error {
-	for {
-		items, err := s.store.Replay(ctx, st.user, st.position(), replayPage)
-		if err != nil {
-			return err
-		}
-		for _, it := range items {
-			if err := st.writeItem(it); err != nil {
-				return err
-			}
-		}
-		if len(items) < replayPage {
-			return nil
-		}
-	}
 }

@@ -29,12 +29,10 @@ type Config struct {
 	PublicURL string // scheme://host[:port][/prefix], no trailing slash
 	Logger    *slog.Logger
 	Now       func() time.Time
-	Broker    carillon.Broker
-	// OrderFromStore makes event streams read messages and notifications
-	// from storage, in commit order, whenever a live one arrives: needed
-	// when the broker spans nodes, whose events may arrive out of order.
-	OrderFromStore bool
-	Presence       carillon.Presence
+	// Broker delivers live events in commit order (in a cluster, package
+	// feed reads them back from storage to make it so).
+	Broker   carillon.Broker
+	Presence carillon.Presence
 	// LoginLimiter limits failed logins per client address and per account.
 	LoginLimiter carillon.RateLimiter
 	// TrustedProxies may name the client in X-Forwarded-For.

@@ -129,6 +129,9 @@ func (db *DB) Replay(ctx context.Context, userID string, after carillon.EventPos
 		return nil, classify(err)
 	}
 	defer tx.Rollback()
+	if userID == "" {
+		return replayAll(ctx, tx, after, limit)
+	}
 	msgs, err := queryMessages(ctx, tx, `SELECT `+messageColumns+` FROM messages
 		WHERE seq > ? AND room_id IN (SELECT ms.room_id FROM memberships ms JOIN rooms r ON r.room_id = ms.room_id
 			WHERE ms.user_id = ? AND r.deleted_at IS NULL)
@@ -158,4 +161,37 @@ func (db *DB) Replay(ctx context.Context, userID string, after carillon.EventPos
 		return nil, classify(err)
 	}
 	return carillon.MergeReplay(msgs, notes, limit), nil
+}
+
+// replayAll is Replay for every room and user: up to limit messages, each
+// with all of its notifications (a message may notify thousands, so they
+// are not cut by the limit).
+func replayAll(ctx context.Context, tx *sql.Tx, after carillon.EventPosition, limit int) ([]carillon.ReplayItem, error) {
+	msgs, err := queryMessages(ctx, tx, `SELECT `+messageColumns+` FROM messages
+		WHERE seq > ? AND room_id NOT IN (SELECT room_id FROM rooms WHERE deleted_at IS NOT NULL)
+		ORDER BY seq LIMIT ?`, after.Seq, limit)
+	if err != nil {
+		return nil, err
+	}
+	lo, hi := carillon.ReplayAllNotificationRange(after, msgs, limit)
+	rows, err := tx.QueryContext(ctx, `SELECT `+notificationColumns+` FROM notifications
+		WHERE message_seq > ? AND message_seq <= ?
+			AND room_id NOT IN (SELECT room_id FROM rooms WHERE deleted_at IS NOT NULL)
+		ORDER BY message_seq, seq`, lo, hi)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	var notes []*carillon.Notification
+	for rows.Next() {
+		n, err := scanNotification(rows)
+		if err != nil {
+			return nil, err
+		}
+		notes = append(notes, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(err)
+	}
+	return carillon.MergeReplayAll(msgs, notes), nil
 }

@@ -412,6 +412,101 @@ func testNotifications(t *testing.T, open Opener) {
 			}
 		}
 	})
+
+	t.Run("ReplayEveryone", func(t *testing.T) { testReplayEveryone(t, open) })
+}
+
+// testReplayEveryone checks Replay for every user (userID ""): the
+// messages of every room not deleted, each followed by all of its
+// notifications whatever the limit, in commit order.
+func testReplayEveryone(t *testing.T, open Opener) {
+	f := setup(t, open)
+	alice := f.user("Alice Young")
+	bob := f.user("Bob Xu")
+	room := f.room(bob, "Ops")
+	other := f.room(alice, "Other")
+	doomed := f.room(bob, "Doomed")
+	f.join(room, alice, carillon.RoleMember)
+	// want holds, per message in commit order, its id and its
+	// notifications' ids (in no given order).
+	type group struct {
+		msg   string
+		notes []string
+	}
+	var want []group
+	post := func(r *carillon.Room, sender *carillon.User, notify ...*carillon.User) {
+		m := f.userMessage(r, sender, "m")
+		var notes []*carillon.Notification
+		g := group{msg: m.MessageID}
+		for _, u := range notify {
+			n := mention(m, u, carillon.ReasonAll)
+			notes = append(notes, n)
+			g.notes = append(g.notes, n.NotificationID)
+		}
+		f.postWithNotes(m, notes...)
+		if r != doomed {
+			want = append(want, g)
+		}
+	}
+	post(room, bob, alice)
+	post(other, alice)
+	post(doomed, bob)
+	post(room, alice, bob)
+	post(room, bob, alice, bob) // two notifications of one message
+	post(other, alice, alice)
+	must(t, f.s.DeleteRoom(f.ctx, doomed.RoomID, bob.UserID, f.tick()), "DeleteRoom")
+
+	// groups cuts a replay into messages with their notifications,
+	// failing on a notification that does not follow its message.
+	groups := func(items []carillon.ReplayItem) []group {
+		var out []group
+		for _, it := range items {
+			if it.Message != nil {
+				out = append(out, group{msg: it.Message.MessageID})
+				continue
+			}
+			if len(out) == 0 || out[len(out)-1].msg != it.Notification.MessageID {
+				t.Fatalf("notification %s does not follow its message %s", it.Notification.NotificationID, it.Notification.MessageID)
+			}
+			out[len(out)-1].notes = append(out[len(out)-1].notes, it.Notification.NotificationID)
+		}
+		return out
+	}
+	same := func(got, want []group) bool {
+		return slices.EqualFunc(got, want, func(a, b group) bool {
+			x, y := slices.Clone(a.notes), slices.Clone(b.notes)
+			slices.Sort(x)
+			slices.Sort(y)
+			return a.msg == b.msg && slices.Equal(x, y)
+		})
+	}
+	for limit := 1; limit <= 7; limit++ {
+		var walked []group
+		pos := carillon.EventPosition{}
+		for pages := 0; ; pages++ {
+			if pages > len(want)+1 {
+				t.Fatalf("limit %d: paging does not end", limit)
+			}
+			page, err := f.s.Replay(f.ctx, "", pos, limit)
+			must(t, err, "Replay")
+			if len(page) == 0 {
+				break
+			}
+			got := groups(page)
+			if len(got) > limit {
+				t.Fatalf("limit %d: page of %d messages", limit, len(got))
+			}
+			walked = append(walked, got...)
+			if it := page[len(page)-1]; it.Message != nil {
+				pos = carillon.EventPosition{Seq: it.Message.Seq}
+			} else {
+				pos = carillon.EventPosition{Seq: it.Notification.MessageSeq, Notification: true}
+			}
+		}
+		if !same(walked, want) {
+			t.Errorf("limit %d: pages add up to\n %v\nwant %v", limit, walked, want)
+		}
+	}
 }
 
 func checkNotification(t *testing.T, what string, got, want *carillon.Notification) {

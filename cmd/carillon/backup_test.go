@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -76,20 +75,6 @@ func replayMessages(t *testing.T, base, token, roomID string, after int64, want 
 		t.Fatalf("replay after %d: %d of %d messages (%v)", after, len(got), want, sc.Err())
 	}
 	return got
-}
-
-// stopServer stops a server with SIGTERM and waits for it to exit.
-func (p *proc) stop(t *testing.T) {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("server exit: %v\n%s", err, p.logs)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("server still running 20 s after SIGTERM\n%s", p.logs)
-	}
 }
 
 // postAndSeq posts through a webhook and returns the new message's seq,

@@ -200,6 +200,9 @@ wait:
 		}
 	}
 	t.Logf("%d messages acknowledged by the killed node, all readable through the other", len(acked))
+
+	// The survivor, with a live stream open, stops cleanly on SIGTERM.
+	n1.stop(t)
 }
 
 // setupWebhookOn creates a webhook in an existing room.

@@ -106,6 +106,21 @@ func (p *proc) kill(t *testing.T) {
 	<-p.done
 }
 
+// stop sends SIGTERM and fails the test unless the server exits cleanly
+// within 10 seconds.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.logs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10s after SIGTERM\n%s", p.logs)
+	}
+}
+
 var client = &http.Client{Timeout: 20 * time.Second}
 
 func apiDo(t *testing.T, method, url string, body any, out any) int {
@@ -281,22 +296,16 @@ func TestSIGTERMDrains(t *testing.T) {
 	go func() { result <- postLoad(hookURL, 8, stop, nil) }()
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	// While it drains, it still answers, but is not ready.
-	time.Sleep(200 * time.Millisecond)
-	if resp, err := client.Get(p.url + "/readyz"); err != nil || resp.StatusCode != 503 {
-		t.Fatalf("/readyz while draining: %v %v", resp, err)
-	} else {
-		resp.Body.Close()
-	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.logs)
+	go func() {
+		// While it drains, it still answers, but is not ready.
+		time.Sleep(200 * time.Millisecond)
+		if resp, err := client.Get(p.url + "/readyz"); err != nil || resp.StatusCode != 503 {
+			t.Errorf("/readyz while draining: %v %v", resp, err)
+		} else {
+			resp.Body.Close()
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("still running 10s after SIGTERM\n%s", p.logs)
-	}
+	}()
+	p.stop(t)
 	t.Logf("drained in %v", time.Since(start))
 	close(stop)
 	acked := <-result
