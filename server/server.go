@@ -287,6 +287,12 @@ func (s *Server) handle(h handlerFunc) http.Handler {
 
 // logError logs errors the user cannot fix: internal ones and outages.
 func (s *Server) logError(r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		// The client went away (or timed out) while its request waited:
+		// nothing failed on this side.
+		s.log.Debug("request abandoned by the client", "method", r.Method, "path", redactedPath(r), "err", err)
+		return
+	}
 	switch carillon.ErrorCode(err) {
 	case carillon.EInternal:
 		s.log.Error("internal error", "method", r.Method, "path", redactedPath(r), "err", err)
