@@ -236,7 +236,7 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request) (ctx context
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	rc := http.NewResponseController(w)
-	if r.ProtoMajor == 1 {
+	if r.ProtoMajor == 1 && r.Method == http.MethodGet { // HEAD: net/http drops the body
 		if conn, _, err := rc.Hijack(); err == nil {
 			conn.SetDeadline(time.Time{})
 			var head bytes.Buffer
