@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -208,21 +207,24 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, c *caller)
 		cancel()
 	}
 
+	last := r.Header.Get("Last-Event-ID")
+	if last == "" {
+		last = r.URL.Query().Get("lastEventId")
+	}
 	ctx, out, detached := s.openStream(w, r)
 	st.out = out
 	if !detached {
 		defer out.close()
 		defer end()
-		s.runStream(ctx, st, events, r.Header, r.URL.Query())
+		s.runStream(ctx, st, events, last)
 		return nil
 	}
 	// The connection is the stream's now: serve it on a goroutine of its
 	// own and let net/http's goroutine and buffers go.
-	header, query := r.Header.Clone(), r.URL.Query()
 	go func() {
 		defer out.close()
 		defer end()
-		s.runStream(ctx, st, events, header, query)
+		s.runStream(ctx, st, events, last)
 	}()
 	return nil
 }
@@ -265,17 +267,13 @@ func watchClosed(conn net.Conn, cancel context.CancelFunc) {
 	cancel()
 }
 
-// runStream writes the replay the client asked for, then live events and
-// keep-alives until the client leaves, the subscription ends or a write
-// fails.
-func (s *Server) runStream(ctx context.Context, st *stream, events <-chan *carillon.Event, header http.Header, query url.Values) {
+// runStream writes the replay after the client's last event id (none:
+// live only), then live events and keep-alives until the client leaves,
+// the subscription ends or a write fails.
+func (s *Server) runStream(ctx context.Context, st *stream, events <-chan *carillon.Event, last string) {
 	st.comment("connected")
 	if st.flush() != nil {
 		return
-	}
-	last := header.Get("Last-Event-ID")
-	if last == "" {
-		last = query.Get("lastEventId")
 	}
 	if last != "" {
 		if err := s.replay(ctx, st, last); err != nil || st.flush() != nil {
