@@ -11,10 +11,10 @@ import (
 
 // announcePresence sends, once a second, one presence event per member
 // whose presence changed, to everyone who shares a room with them. A change
-// that could not be announced (the store or the broker failing) is tried
-// again on the next ticks, unless a newer change of that member replaces
-// it; after announceTries it is given up: streams cut by such an outage
-// reload the roster when they reconnect.
+// whose roommates could not be read is tried again on the next ticks,
+// unless a newer change of that member replaces it (after announceTries it
+// is given up). One the broker failed to send is not: a broker that loses
+// an event drops the streams that missed it, and they reload the roster.
 func announcePresence(ctx context.Context, store carillon.Store, presence carillon.Presence, broker carillon.Broker, log *slog.Logger) {
 	type change struct {
 		present bool
@@ -38,23 +38,20 @@ func announcePresence(ctx context.Context, store carillon.Store, presence carill
 			pending[userID] = &change{present: present}
 		}
 		for userID, c := range pending {
-			if err := announce(ctx, store, broker, userID, c.present); err != nil {
+			mates, err := store.RoomMates(ctx, userID)
+			if err != nil {
 				if c.tries++; c.tries < announceTries {
 					continue
 				}
 				log.Warn("presence change not announced", "err", err)
+				delete(pending, userID)
+				continue
 			}
 			delete(pending, userID)
+			data, _ := json.Marshal(map[string]any{"MemberId": userID, "Present": c.present})
+			if err := broker.Publish(ctx, carillon.Event{Type: carillon.EventPresence, UserIDs: mates, Data: data}); err != nil {
+				log.Warn("presence change not announced", "err", err)
+			}
 		}
 	}
-}
-
-// announce publishes one member's presence to their roommates.
-func announce(ctx context.Context, store carillon.Store, broker carillon.Broker, userID string, present bool) error {
-	mates, err := store.RoomMates(ctx, userID)
-	if err != nil {
-		return err
-	}
-	data, _ := json.Marshal(map[string]any{"MemberId": userID, "Present": present})
-	return broker.Publish(ctx, carillon.Event{Type: carillon.EventPresence, UserIDs: mates, Data: data})
 }

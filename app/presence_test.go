@@ -15,48 +15,42 @@ import (
 	"github.com/carillon-chat/carillon/presence"
 )
 
-// outageBroker fails its first publishes, as a broker on an unreachable
-// Redis does, then passes events on.
-type outageBroker struct {
-	carillon.Broker
+// outageStore fails its first RoomMates calls, as a store during a short
+// outage does, then names alice's roommates.
+type outageStore struct {
+	carillon.Store
 	failures atomic.Int32
 }
 
-func (b *outageBroker) Publish(ctx context.Context, ev carillon.Event) error {
-	if b.failures.Add(-1) >= 0 {
-		return errors.New("broker unreachable")
+func (s *outageStore) RoomMates(context.Context, string) ([]string, error) {
+	if s.failures.Add(-1) >= 0 {
+		return nil, errors.New("storage unreachable")
 	}
-	return b.Broker.Publish(ctx, ev)
-}
-
-// matesStore answers RoomMates; nothing else is called.
-type matesStore struct{ carillon.Store }
-
-func (matesStore) RoomMates(context.Context, string) ([]string, error) {
 	return []string{"alice", "bob"}, nil
 }
 
-func TestPresenceChangeIsAnnouncedAfterABrokerOutage(t *testing.T) {
-	broker := &outageBroker{Broker: fanout.New(16)}
-	broker.failures.Store(2)
+func TestPresenceChangeIsAnnouncedAfterAStorageOutage(t *testing.T) {
+	broker := fanout.New(16)
 	bobEvents, cancel := broker.Subscribe("bob")
 	defer cancel()
+	store := &outageStore{}
+	store.failures.Store(2)
 	tracker := presence.New(PresenceGrace, nil)
 	disconnect, _ := tracker.Connect(context.Background(), "alice")
 	defer disconnect()
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	go announcePresence(ctx, matesStore{}, tracker, broker, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	go announcePresence(ctx, store, tracker, broker, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	select {
 	case ev := <-bobEvents:
 		if ev.Type != carillon.EventPresence || !strings.Contains(string(ev.Data), `"MemberId":"alice"`) || !strings.Contains(string(ev.Data), `"Present":true`) {
 			t.Fatalf("got %s %s", ev.Type, ev.Data)
 		}
-		if n := broker.failures.Load(); n >= 0 {
+		if n := store.failures.Load(); n >= 0 {
 			t.Fatalf("announced before the outage ended (%d failures left)", n+1)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("alice's presence was never announced after two failed publishes")
+		t.Fatal("alice's presence was never announced after two failed reads of her roommates")
 	}
 }

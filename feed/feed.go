@@ -72,11 +72,22 @@ func New(ctx context.Context, cluster ClusterBroker, store carillon.Store, buffe
 	return b, nil
 }
 
-// Publish sends ev to every node. A message or notification also wakes
-// this node's reader at once, without waiting for the round trip.
+// signaler is a cluster broker that can send an event whose loss is
+// harmless (redisstore.Broker): a lost wake-up only waits for the poll,
+// where a lost Publish would drop every stream to make it reload.
+type signaler interface {
+	Signal(ctx context.Context, ev carillon.Event) error
+}
+
+// Publish sends ev to every node. A message or notification wakes this
+// node's reader at once, and the other nodes' by a signal.
 func (b *Broker) Publish(ctx context.Context, ev carillon.Event) error {
 	if stored(ev.Type) {
 		b.wake()
+		if s, ok := b.cluster.(signaler); ok {
+			// The other nodes read the event itself from storage.
+			return s.Signal(ctx, carillon.Event{Type: ev.Type, RoomID: ev.RoomID, Seq: ev.Seq})
+		}
 	}
 	return b.cluster.Publish(ctx, ev)
 }

@@ -125,6 +125,8 @@ type envelope struct {
 	Count uint64          `json:"c"`           // per node, +1 for each publish attempted
 	Gap   bool            `json:"g,omitempty"` // an earlier publish of the node failed
 	Event *carillon.Event `json:"e,omitempty"` // nil for a control message
+	// Signal: sent by Signal, outside the node's count; its loss is no gap.
+	Signal bool `json:"s,omitempty"`
 }
 
 var _ carillon.Broker = (*Broker)(nil)
@@ -187,6 +189,30 @@ func (b *Broker) Publish(ctx context.Context, ev carillon.Event) error {
 	b.pubMu.Lock()
 	defer b.pubMu.Unlock()
 	return b.send(ctx, &ev)
+}
+
+// errNotLive fails a Signal while the subscription is down.
+var errNotLive = errors.New("redisstore: signal: redis unreachable")
+
+// Signal sends ev to the subscribers of every node without Publish's
+// promise: it takes no place in the node's count, and its loss drops no
+// stream. For events a receiver can do without, such as the wake-ups of
+// package feed, which reads the messages themselves from storage. While
+// Redis is known to be down it fails at once.
+func (b *Broker) Signal(ctx context.Context, ev carillon.Event) error {
+	if !b.live.Load() {
+		return errNotLive
+	}
+	data, err := json.Marshal(envelope{Node: b.node, Signal: true, Event: &ev})
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.publishTimeout)
+	defer cancel()
+	if err := b.client.Publish(pctx, b.channel, data).Err(); err != nil {
+		return fmt.Errorf("redisstore: signal: %w", err)
+	}
+	return nil
 }
 
 // errGapPending fails the publishes made before the other nodes have
@@ -357,11 +383,13 @@ func (b *Broker) deliver(payload string, last map[string]uint64) {
 		b.log.Warn("ignoring a malformed message on the live events channel", "channel", b.channel)
 		return
 	}
-	prev, known := last[env.Node]
-	last[env.Node] = env.Count
-	if env.Gap || (known && env.Count != prev+1) {
-		b.log.Warn("live events lost: streams dropped to replay from storage", "node", env.Node)
-		b.dropAll()
+	if !env.Signal {
+		prev, known := last[env.Node]
+		last[env.Node] = env.Count
+		if env.Gap || (known && env.Count != prev+1) {
+			b.log.Warn("live events lost: streams dropped to replay from storage", "node", env.Node)
+			b.dropAll()
+		}
 	}
 	if env.Event == nil {
 		return

@@ -317,3 +317,46 @@ func TestBrokerGivesUpASilentConnection(t *testing.T) {
 		t.Fatalf("want one degraded and one recovered notice:\n%s", logs)
 	}
 }
+
+// TestBrokerSignalsStandOutsideTheCount: signals reach every node, and
+// neither they nor a signal that never arrived make a receiver see a gap
+// in the publishes (which would drop its streams).
+func TestBrokerSignalsStandOutsideTheCount(t *testing.T) {
+	channel := testChannel(t)
+	a := newBroker(t, newClient(t, ""), channel, 1024)
+	b := newBroker(t, newClient(t, ""), channel, 1024)
+	onB, cancel := b.Subscribe("")
+	defer cancel()
+	ctx := context.Background()
+	first := carillon.Event{Type: carillon.EventMembership, RoomID: "r1", Data: []byte(`{}`)}
+	wake := carillon.Event{Type: carillon.EventMessage, RoomID: "r1", Seq: 7}
+	if err := a.Publish(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	a.pubMu.Lock()
+	counted := a.counter
+	a.pubMu.Unlock()
+	if err := a.Signal(ctx, wake); err != nil {
+		t.Fatal(err)
+	}
+	a.pubMu.Lock()
+	if a.counter != counted {
+		t.Errorf("a signal took a place in the node's count (%d → %d): losing one would look like a lost event", counted, a.counter)
+	}
+	a.pubMu.Unlock()
+	if err := a.Publish(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []carillon.Event{first, wake, first} {
+		if got := receive(t, onB); !reflect.DeepEqual(got, want) {
+			t.Fatalf("event %d on node b: %+v, want %+v", i, got, want)
+		}
+	}
+	// The subscription is still open: no gap was seen.
+	if err := a.Publish(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, onB); !reflect.DeepEqual(got, first) {
+		t.Fatalf("after the signals: %+v", got)
+	}
+}

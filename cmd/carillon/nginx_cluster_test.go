@@ -286,6 +286,13 @@ func TestThreeNodesBehindNginx(t *testing.T) {
 		if _, err := resumed.await(during, 10*time.Second); err != nil {
 			t.Fatalf("stream resumed on node 1 with Redis down: %v", err)
 		}
+		// It stays live: each node reads new messages from PostgreSQL at
+		// least once a second, so one posted via node 3 still arrives.
+		id = postUntilAccepted(t, onServer(n3, hooks[4]), "via node 3 while Redis is down")
+		ledger = append(ledger, id)
+		if _, err := resumed.await([]string{id}, 5*time.Second); err != nil {
+			t.Fatalf("stream on node 1 with Redis down, message posted via node 3: %v", err)
+		}
 		resumed.close()
 
 		rds.start(t)
