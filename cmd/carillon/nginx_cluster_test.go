@@ -57,8 +57,9 @@ const (
 //     and /readyz fails; once it is back the same processes answer 200
 //     and /readyz again;
 //   - Redis is killed: webhooks are still accepted (each node limits them
-//     on its own), /readyz stays ready, live streams end and resume from
-//     PostgreSQL; once Redis is back, messages cross nodes live again and
+//     on its own), /readyz stays ready, live streams end, resume from
+//     PostgreSQL and stay live across nodes (each node polls storage);
+//     once Redis is back, messages cross nodes live again and
 //     the rate limit is the cluster's again;
 //
 // and at the end every acknowledged message is stored exactly once and
