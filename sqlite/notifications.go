@@ -143,22 +143,10 @@ func (db *DB) Replay(ctx context.Context, userID string, after carillon.EventPos
 	if !after.Notification {
 		noteAfter-- // the notification of message after.Seq is still due
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+notificationColumns+` FROM notifications
+	notes, err := queryNotifications(ctx, tx, `SELECT `+notificationColumns+` FROM notifications
 		WHERE user_id = ? AND message_seq > ? ORDER BY message_seq LIMIT ?`, userID, noteAfter, limit)
 	if err != nil {
-		return nil, classify(err)
-	}
-	defer rows.Close()
-	var notes []*carillon.Notification
-	for rows.Next() {
-		n, err := scanNotification(rows)
-		if err != nil {
-			return nil, err
-		}
-		notes = append(notes, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	return carillon.MergeReplay(msgs, notes, limit), nil
 }
@@ -174,10 +162,19 @@ func replayAll(ctx context.Context, tx *sql.Tx, after carillon.EventPosition, li
 		return nil, err
 	}
 	lo, hi := carillon.ReplayAllNotificationRange(after, msgs, limit)
-	rows, err := tx.QueryContext(ctx, `SELECT `+notificationColumns+` FROM notifications
+	notes, err := queryNotifications(ctx, tx, `SELECT `+notificationColumns+` FROM notifications
 		WHERE message_seq > ? AND message_seq <= ?
 			AND room_id NOT IN (SELECT room_id FROM rooms WHERE deleted_at IS NOT NULL)
 		ORDER BY message_seq, seq`, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	return carillon.MergeReplayAll(msgs, notes), nil
+}
+
+// queryNotifications runs a query selecting notificationColumns.
+func queryNotifications(ctx context.Context, q rowsQueryer, query string, args ...any) ([]*carillon.Notification, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -193,5 +190,5 @@ func replayAll(ctx context.Context, tx *sql.Tx, after carillon.EventPosition, li
 	if err := rows.Err(); err != nil {
 		return nil, classify(err)
 	}
-	return carillon.MergeReplayAll(msgs, notes), nil
+	return notes, nil
 }
