@@ -2,6 +2,7 @@ package carillon
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -77,4 +78,18 @@ type Presence interface {
 	// Changes returns the users whose presence changed since the last call,
 	// with their presence now. Called about once a second.
 	Changes(ctx context.Context) (map[string]bool, error)
+}
+
+// MessageEvent is the live event of a committed message, the same whether
+// the node that stored it publishes it or a node reads it back.
+func MessageEvent(m *Message) Event {
+	data, _ := json.Marshal(m)
+	return Event{Type: EventMessage, RoomID: m.RoomID, Seq: m.Seq, Data: data}
+}
+
+// NotificationEvent is the live event of a committed notification, for
+// its user only.
+func NotificationEvent(n *Notification) Event {
+	data, _ := json.Marshal(n.JSON())
+	return Event{Type: EventNotification, RoomID: n.RoomID, UserIDs: []string{n.UserID}, Seq: n.MessageSeq, Data: data}
 }

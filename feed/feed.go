@@ -12,7 +12,6 @@ package feed
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
@@ -215,16 +214,12 @@ func (b *Broker) read(pos carillon.EventPosition) {
 	}
 }
 
-// event is the live event of a stored message or notification, as the
-// node that stored it published it, and the position after it.
+// event is the live event of a stored message or notification and the
+// position after it.
 func event(it carillon.ReplayItem) (carillon.Event, carillon.EventPosition) {
 	if m := it.Message; m != nil {
-		data, _ := json.Marshal(m)
-		return carillon.Event{Type: carillon.EventMessage, RoomID: m.RoomID, Seq: m.Seq, Data: data},
-			carillon.EventPosition{Seq: m.Seq}
+		return carillon.MessageEvent(m), carillon.EventPosition{Seq: m.Seq}
 	}
 	n := it.Notification
-	data, _ := json.Marshal(n.JSON())
-	return carillon.Event{Type: carillon.EventNotification, RoomID: n.RoomID, UserIDs: []string{n.UserID}, Seq: n.MessageSeq, Data: data},
-		carillon.EventPosition{Seq: n.MessageSeq, Notification: true}
+	return carillon.NotificationEvent(n), carillon.EventPosition{Seq: n.MessageSeq, Notification: true}
 }

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -510,16 +509,9 @@ func (s *Service) runPublisher(done chan<- struct{}) {
 // publish sends a stored message to the room's streams, then each of its
 // notifications to the member concerned.
 func (s *Service) publish(a *carillon.Append) {
-	m := a.Message
-	data, err := json.Marshal(m)
-	if err != nil {
-		s.cfg.Logger.Error("encode message event", "err", err)
-		return
-	}
-	events := []carillon.Event{{Type: carillon.EventMessage, RoomID: m.RoomID, Seq: m.Seq, Data: data}}
+	events := []carillon.Event{carillon.MessageEvent(a.Message)}
 	for _, n := range a.Notifications {
-		data, _ := json.Marshal(n.JSON())
-		events = append(events, carillon.Event{Type: carillon.EventNotification, RoomID: m.RoomID, UserIDs: []string{n.UserID}, Seq: m.Seq, Data: data})
+		events = append(events, carillon.NotificationEvent(n))
 	}
 	for _, ev := range events {
 		if err := s.broker.Publish(context.Background(), ev); err != nil {

@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"strconv"
@@ -412,12 +411,10 @@ func (s *Server) replay(ctx context.Context, st *stream, last string) error {
 // stream's position past it.
 func (st *stream) writeItem(it carillon.ReplayItem) error {
 	if m := it.Message; m != nil {
-		data, _ := json.Marshal(m)
 		st.lastMessage = m.Seq
-		return st.write(eventID(m.Seq, false), carillon.EventMessage, data)
+		return st.write(eventID(m.Seq, false), carillon.EventMessage, carillon.MessageEvent(m).Data)
 	}
 	n := it.Notification
-	data, _ := json.Marshal(n.JSON())
 	st.lastNotification = n.MessageSeq
-	return st.write(eventID(n.MessageSeq, true), carillon.EventNotification, data)
+	return st.write(eventID(n.MessageSeq, true), carillon.EventNotification, carillon.NotificationEvent(n).Data)
 }
