@@ -301,7 +301,7 @@ func (s *Server) runStream(ctx context.Context, st *stream, events <-chan *caril
 			if !ok {
 				return // dropped as too slow, or shutting down
 			}
-			if err := s.deliver(ctx, st, ev); err != nil {
+			if err := st.deliver(ev); err != nil {
 				return
 			}
 			if !st.hasPending() {
@@ -317,7 +317,7 @@ func (s *Server) runStream(ctx context.Context, st *stream, events <-chan *caril
 					if !ok {
 						break burst
 					}
-					if err := s.deliver(ctx, st, ev); err != nil {
+					if err := st.deliver(ev); err != nil {
 						return
 					}
 				case <-linger.C:
@@ -335,7 +335,7 @@ func (s *Server) runStream(ctx context.Context, st *stream, events <-chan *caril
 }
 
 // deliver writes one live event to a stream if it concerns it.
-func (s *Server) deliver(ctx context.Context, st *stream, ev *carillon.Event) error {
+func (st *stream) deliver(ev *carillon.Event) error {
 	if !st.wants(ev) {
 		return nil
 	}
