@@ -167,6 +167,35 @@ type ReplayItem struct {
 	Notification *Notification
 }
 
+// DeferredSyncAppender is a Store that can commit a batch of messages
+// without waiting for it to reach stable storage, and make everything
+// committed so far durable later in one step. The ingest writer uses it to
+// commit the next batch while the previous one is synced; it answers a
+// batch only after a SyncCommitted that began after its commit returned nil.
+type DeferredSyncAppender interface {
+	// AppendMessagesUnsynced is AppendMessages without the wait for stable
+	// storage: the batch is visible to reads at once, durable only after
+	// the next SyncCommitted.
+	AppendMessagesUnsynced(ctx context.Context, batch []*Append) error
+	// SyncCommitted makes every commit made before the call durable.
+	SyncCommitted() error
+}
+
+// AsDeferredSyncAppender returns store as a DeferredSyncAppender when it,
+// or a store it wraps (one with an Unwrap() Store method), is one.
+func AsDeferredSyncAppender(store Store) (DeferredSyncAppender, bool) {
+	for {
+		if d, ok := store.(DeferredSyncAppender); ok {
+			return d, true
+		}
+		w, ok := store.(interface{ Unwrap() Store })
+		if !ok {
+			return nil, false
+		}
+		store = w.Unwrap()
+	}
+}
+
 // Append is one message for AppendMessages with the conditions under which
 // it may be stored.
 type Append struct {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -34,6 +35,11 @@ type DB struct {
 	write *sql.DB // exactly one connection: the single writer
 	read  *sql.DB
 	path  string
+	wal   walFile // fsynced by SyncCommitted
+	ckpt  *sql.DB // the checkpointer's connection; see checkpoint.go
+
+	stopCheckpointer func()
+	walRestartFrames atomic.Int64 // WAL size that makes the checkpointer restart it
 
 	readStmts, writeStmts *stmtCache
 
@@ -49,11 +55,13 @@ var _ carillon.Store = (*DB)(nil)
 // pending migrations.
 func Open(ctx context.Context, dataDir string) (*DB, error) {
 	path := filepath.Join(dataDir, FileName)
-	db := &DB{path: path}
+	db := &DB{path: path, wal: walFile{path: path + "-wal"}}
+	db.walRestartFrames.Store(defaultWALRestartFrames)
 	var err error
 	// _txlock=immediate: a write transaction takes the write lock at BEGIN,
 	// so two writers never deadlock upgrading a read lock.
-	if db.write, err = sql.Open("sqlite", dsn(path, "immediate")); err != nil {
+	// The writer never checkpoints: the checkpointer does, beside it.
+	if db.write, err = sql.Open("sqlite", dsn(path, "immediate", "wal_autocheckpoint(0)")); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.write.SetMaxOpenConns(1)
@@ -91,10 +99,14 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 	db.read.SetMaxOpenConns(n)
 	db.read.SetMaxIdleConns(n)
 	db.readStmts = newStmtCache(db.read)
+	if err := db.openCheckpointer(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	return db, nil
 }
 
-func dsn(path, txlock string) string {
+func dsn(path, txlock string, pragmas ...string) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(2000)")
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -106,6 +118,9 @@ func dsn(path, txlock string) string {
 	// every commit invalidates the other connections' page caches. 64 MiB
 	// covers the hot pages; the mapping counts in resident memory.
 	q.Add("_pragma", "mmap_size(67108864)")
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
 	q.Add("_txlock", txlock)
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
@@ -123,8 +138,12 @@ func (db *DB) migrate(ctx context.Context) error {
 
 // Close closes the database.
 func (db *DB) Close() error {
+	if db.stopCheckpointer != nil {
+		db.stopCheckpointer()
+	}
 	db.readStmts.close()
 	db.writeStmts.close()
+	defer db.wal.close()
 	return errors.Join(db.read.Close(), db.write.Close())
 }
 
@@ -162,7 +181,12 @@ func (db *DB) SetMeta(ctx context.Context, key, value string) error {
 
 // inTx runs fn in a write transaction.
 func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.write.BeginTx(ctx, nil)
+	return inTxOn(ctx, db.write, fn)
+}
+
+// inTxOn runs fn in a write transaction begun on b.
+func inTxOn(ctx context.Context, b txBeginner, fn func(tx *sql.Tx) error) error {
+	tx, err := b.BeginTx(ctx, nil)
 	if err != nil {
 		return classify(err)
 	}

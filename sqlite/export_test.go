@@ -13,3 +13,7 @@ func Pragmas(ctx context.Context, db *DB, name string) (write, read string, err 
 	err = db.read.QueryRowContext(ctx, "PRAGMA "+name).Scan(&read)
 	return write, read, err
 }
+
+// SetWALRestartFrames changes the WAL size, in frames, at which the
+// checkpointer makes the WAL start over.
+func SetWALRestartFrames(db *DB, frames int64) { db.walRestartFrames.Store(frames) }

@@ -34,10 +34,14 @@ const (
 
 // AppendMessages commits a batch of messages in one transaction.
 func (db *DB) AppendMessages(ctx context.Context, batch []*carillon.Append) error {
+	return db.appendMessages(ctx, db.write, batch)
+}
+
+func (db *DB) appendMessages(ctx context.Context, b txBeginner, batch []*carillon.Append) error {
 	db.appendMu.Lock()
 	defer db.appendMu.Unlock()
 	last := db.lastCreated
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := inTxOn(ctx, b, func(tx *sql.Tx) error {
 		last = db.lastCreated
 		for _, a := range batch {
 			a.Err = nil

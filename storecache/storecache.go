@@ -58,6 +58,9 @@ func New(store carillon.Store, cfg Config) *Store {
 		members:  make(map[string]entry[[]carillon.Membership])}
 }
 
+// Unwrap returns the wrapped store.
+func (s *Store) Unwrap() carillon.Store { return s.Store }
+
 // Webhook returns a webhook, from memory when it was looked up recently.
 // Callers must not modify the result.
 func (s *Store) Webhook(ctx context.Context, webhookID string) (*carillon.Webhook, error) {

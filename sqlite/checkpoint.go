@@ -1,0 +1,105 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"time"
+)
+
+// Checkpoints run beside the writer, not in its commits.
+//
+// SQLite's automatic checkpoint runs inside the commit that fills the WAL
+// past 1,000 pages: that commit copies the WAL into the database file and
+// fsyncs both, and with the single writer every waiting message waits for
+// it (a third of the writer's time under steady load). Here the writer's
+// connection never checkpoints; a connection of the checkpointer's own
+// copies committed pages into the database in the background (PASSIVE:
+// writers go on meanwhile). A passive checkpoint alone cannot let the WAL
+// start over while commits keep coming (SQLite rewinds it only when a
+// write begins with every frame copied), so once the WAL is past
+// 8,192 frames the checkpointer holds the write connection, copies the
+// few frames committed since its last pass and waits for readers to move
+// on (RESTART); the next commit then writes from the WAL's start. The
+// writer pauses for that last step only.
+
+const (
+	checkpointInterval = 50 * time.Millisecond
+	// defaultWALRestartFrames bounds the WAL: 8,192 pages of 4 KiB are
+	// 32 MiB.
+	defaultWALRestartFrames = 8192
+)
+
+// runCheckpointer checkpoints until ctx is done, then closes done.
+func (db *DB) runCheckpointer(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(checkpointInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		frames, err := db.checkpoint(ctx, "PASSIVE")
+		if err == nil && frames >= db.walRestartFrames.Load() {
+			// Copy what was committed during the last pass until a pass is
+			// short, so that little is left for the pause.
+			for range 8 {
+				start := time.Now()
+				if _, err = db.checkpoint(ctx, "PASSIVE"); err != nil || time.Since(start) < 5*time.Millisecond {
+					break
+				}
+			}
+			if err == nil {
+				err = db.restartWAL(ctx)
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			slog.Warn("checkpoint failed", "err", classify(err))
+		}
+	}
+}
+
+// checkpoint runs a checkpoint of the given mode on the checkpointer's
+// connection and returns the WAL's size in frames.
+func (db *DB) checkpoint(ctx context.Context, mode string) (frames int64, err error) {
+	var busy, copied int64
+	err = db.ckpt.QueryRowContext(ctx, `PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &frames, &copied)
+	return frames, err
+}
+
+// restartWAL copies what is left of the WAL into the database while no
+// write runs, so that the next write starts the WAL over.
+func (db *DB) restartWAL(ctx context.Context) error {
+	// Holding the one write connection keeps writers waiting in Go rather
+	// than in SQLite's busy handler, which polls with sleeps.
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = db.checkpoint(ctx, "PASSIVE")
+	return err
+}
+
+// openCheckpointer opens the checkpointer's connection and starts it.
+func (db *DB) openCheckpointer() error {
+	var err error
+	if db.ckpt, err = sql.Open("sqlite", dsn(db.path, "deferred")); err != nil {
+		return err
+	}
+	db.ckpt.SetMaxOpenConns(1)
+	db.ckpt.SetMaxIdleConns(1)
+	db.ckpt.SetConnMaxLifetime(0)
+	db.ckpt.SetConnMaxIdleTime(0)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go db.runCheckpointer(ctx, done)
+	db.stopCheckpointer = func() {
+		cancel()
+		<-done
+		db.ckpt.Close()
+	}
+	return nil
+}

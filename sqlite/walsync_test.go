@@ -1,0 +1,125 @@
+package sqlite_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/carillon-chat/carillon"
+	"github.com/carillon-chat/carillon/sqlite"
+)
+
+// roomWithMember creates a user and a room it belongs to, and returns a
+// function that makes a message of that user with the given content.
+func roomWithMember(t *testing.T, db *sqlite.DB) (roomID string, msg func(content string) *carillon.Append) {
+	t.Helper()
+	ctx := t.Context()
+	now := time.Now().UTC()
+	user := &carillon.User{UserID: uuid.NewString(), Email: "a@example.test", Alias: "a", FullName: "A", Active: true, CreatedAt: now}
+	room := &carillon.Room{RoomID: uuid.NewString(), Name: "Ops", CreatedBy: user.UserID, CreatedAt: now}
+	if err := db.CreateUser(ctx, user, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateRoom(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	return room.RoomID, func(content string) *carillon.Append {
+		return &carillon.Append{RequireMember: true, Message: &carillon.Message{
+			MessageID: uuid.NewString(), RoomID: room.RoomID, Content: content, Format: carillon.FormatPlain, HTML: "<p>" + content + "</p>",
+			SenderType: carillon.MemberTypeUser, SenderID: user.UserID, SenderName: "A", DisplayName: "A", CreatedAt: time.Now().UTC(),
+		}}
+	}
+}
+
+// TestAppendMessagesUnsynced checks the deferred-sync write path: the batch
+// is stored and readable at once, SyncCommitted succeeds, every other write
+// still commits with synchronous=FULL, and the messages are there after
+// the database is reopened.
+func TestAppendMessagesUnsynced(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	db := open(t, dir)
+	roomID, msg := roomWithMember(t, db)
+
+	var deferred carillon.DeferredSyncAppender = db
+	batch := []*carillon.Append{msg("one"), msg("two")}
+	if err := deferred.AppendMessagesUnsynced(ctx, batch); err != nil {
+		t.Fatalf("AppendMessagesUnsynced: %v", err)
+	}
+	for _, a := range batch {
+		if a.Err != nil || a.Message.Seq == 0 {
+			t.Fatalf("entry %q: Err %v, Seq %d", a.Message.Content, a.Err, a.Message.Seq)
+		}
+	}
+	if got, err := db.Messages(ctx, roomID, carillon.MessageQuery{Ascending: true, Limit: 10}); err != nil || len(got) != 2 {
+		t.Fatalf("Messages before the sync = %d, %v; want both", len(got), err)
+	}
+	if err := deferred.SyncCommitted(); err != nil {
+		t.Fatalf("SyncCommitted: %v", err)
+	}
+	if w, _, err := sqlite.Pragmas(ctx, db, "synchronous"); err != nil || w != "2" {
+		t.Errorf("writer's synchronous after an unsynced batch = %q, %v; want 2 (FULL) for every other write", w, err)
+	}
+	// A condition that fails still fails on this path.
+	gone := msg("gone")
+	gone.Message.SenderID = uuid.NewString()
+	if err := deferred.AppendMessagesUnsynced(ctx, []*carillon.Append{gone}); err != nil || carillon.ErrorCode(gone.Err) != carillon.ENotFound {
+		t.Errorf("unsynced append by a non-member: %v, entry %v; want ENotFound", err, gone.Err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db = open(t, dir)
+	got, err := db.Messages(ctx, roomID, carillon.MessageQuery{Ascending: true, Limit: 10})
+	if err != nil || len(got) != 2 || got[0].MessageID != batch[0].Message.MessageID || got[1].MessageID != batch[1].Message.MessageID {
+		t.Fatalf("Messages after reopening = %+v, %v", got, err)
+	}
+}
+
+// TestCheckpointerBoundsWAL writes far more than the WAL limit through the
+// deferred-sync path, where the writer never checkpoints, and checks that
+// the checkpointer kept the WAL file small: it makes the WAL start over.
+func TestCheckpointerBoundsWAL(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	db := open(t, dir)
+	const limit = 64 // frames: 256 KiB
+	sqlite.SetWALRestartFrames(db, limit)
+	roomID, msg := roomWithMember(t, db)
+
+	content := strings.Repeat("x", 2000)
+	const batches, perBatch = 200, 30 // 12 MB of content
+	for range batches {
+		batch := make([]*carillon.Append, perBatch)
+		for i := range batch {
+			batch[i] = msg(content)
+		}
+		if err := db.AppendMessagesUnsynced(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SyncCommitted(); err != nil {
+			t.Fatal(err)
+		}
+		// Let the checkpointer in now and then, as commits paced by
+		// requests do.
+		time.Sleep(2 * time.Millisecond)
+	}
+	info, err := os.Stat(filepath.Join(dir, sqlite.FileName+"-wal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The WAL grows past the limit between the checkpointer's passes; it
+	// must not hold what was written (12 MB and more).
+	if info.Size() > 4<<20 {
+		t.Errorf("WAL is %d bytes after writing %d MB with a %d-frame limit; the checkpointer did not restart it", info.Size(), batches*perBatch*len(content)>>20, limit)
+	}
+	page, err := db.Messages(ctx, roomID, carillon.MessageQuery{Limit: 1})
+	if err != nil || len(page) != 1 {
+		t.Fatalf("newest message: %v, %v", page, err)
+	}
+}
