@@ -24,7 +24,7 @@ import (
 // writer pauses for that last step only.
 
 const (
-	checkpointInterval = 50 * time.Millisecond
+	checkpointInterval = 200 * time.Millisecond
 	// defaultWALRestartFrames bounds the WAL: 8,192 pages of 4 KiB are
 	// 32 MiB.
 	defaultWALRestartFrames = 8192

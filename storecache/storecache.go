@@ -93,6 +93,28 @@ func (s *Store) ForgetWebhook(webhookID string) {
 	s.mu.Unlock()
 }
 
+// TouchWebhooks records last-used times and updates cached webhooks with
+// them: a webhook shown from the cache must not lag behind by its lifetime.
+func (s *Store) TouchWebhooks(ctx context.Context, lastUsed map[string]time.Time) error {
+	if err := s.Store.TouchWebhooks(ctx, lastUsed); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, t := range lastUsed {
+		e, ok := s.webhooks[id]
+		if !ok {
+			continue
+		}
+		t = time.UnixMilli(t.UnixMilli()).UTC() // as stored
+		if e.value.LastUsedAt == nil || t.After(*e.value.LastUsedAt) {
+			e.value.LastUsedAt = &t
+			s.webhooks[id] = e
+		}
+	}
+	return nil
+}
+
 // Members returns a room's members, from memory when looked up recently.
 // Callers must not modify the result.
 func (s *Store) Members(ctx context.Context, roomID string) ([]carillon.Membership, error) {
