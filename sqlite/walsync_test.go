@@ -113,9 +113,10 @@ func TestCheckpointerBoundsWAL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The WAL grows past the limit between the checkpointer's passes; it
-	// must not hold what was written (12 MB and more).
-	if info.Size() > 4<<20 {
+	// The WAL grows past the limit between the checkpointer's passes (a
+	// few MB here); without restarts it holds all that was written, about
+	// 50 MB.
+	if info.Size() > 16<<20 {
 		t.Errorf("WAL is %d bytes after writing %d MB with a %d-frame limit; the checkpointer did not restart it", info.Size(), batches*perBatch*len(content)>>20, limit)
 	}
 	page, err := db.Messages(ctx, roomID, carillon.MessageQuery{Limit: 1})
