@@ -175,14 +175,18 @@ type ReplayItem struct {
 type DeferredSyncAppender interface {
 	// AppendMessagesUnsynced is AppendMessages without the wait for stable
 	// storage: the batch is visible to reads at once, durable only after
-	// the next SyncCommitted.
+	// the next SyncCommitted. A power failure before then loses it, and a
+	// reader may have seen it.
 	AppendMessagesUnsynced(ctx context.Context, batch []*Append) error
-	// SyncCommitted makes every commit made before the call durable.
+	// SyncCommitted makes every commit made before the call durable. After
+	// one failure it keeps failing.
 	SyncCommitted() error
 }
 
 // AsDeferredSyncAppender returns store as a DeferredSyncAppender when it,
-// or a store it wraps (one with an Unwrap() Store method), is one.
+// or a store it wraps (one with an Unwrap() Store method), is one. Appends
+// through it bypass the wrappers, which must therefore not change
+// AppendMessages.
 func AsDeferredSyncAppender(store Store) (DeferredSyncAppender, bool) {
 	for {
 		if d, ok := store.(DeferredSyncAppender); ok {

@@ -7,18 +7,29 @@ import "sync"
 // began after its commit; such a sync covers every batch committed before
 // it, so each sync takes all that are waiting. Two syncs may be in flight:
 // a batch committed while one runs starts the next instead of waiting for
-// it, which nearly halves the wait on a disk whose flushes overlap.
+// it.
 type durability struct {
 	sync   func() error // nil: commits are durable when they return
 	answer func(b committedBatch, syncErr error)
 
 	mu        sync.Mutex
 	wake      *sync.Cond
-	pending   []committedBatch // committed, not yet answered, oldest first
-	answered  int64            // batches answered so far
+	pending   []committedBatch // committed, not yet known durable, oldest first
+	done      int64            // batches known durable (or failed) so far
 	committed int64            // batches committed so far
 	covered   int64            // batches covered by the syncs begun so far
 	closed    bool
+	// ready holds batches known durable, in commit order, for the one
+	// syncer answering at a time (answering): answers run outside mu, so
+	// a publisher that lags holds up neither the writer nor the other
+	// syncer, and commit order is kept.
+	ready     []readyBatch
+	answering bool
+}
+
+type readyBatch struct {
+	batch committedBatch
+	err   error
 }
 
 // syncersInFlight is how many syncs may run at once.
@@ -66,13 +77,26 @@ func (d *durability) run() {
 			err = d.sync()
 			d.mu.Lock()
 		}
-		// A later sync may have finished first and answered these.
-		for d.answered < target {
-			b := d.pending[0]
+		// A later sync may have finished first and taken these.
+		for d.done < target {
+			d.ready = append(d.ready, readyBatch{d.pending[0], err})
 			d.pending[0] = committedBatch{}
 			d.pending = d.pending[1:]
-			d.answered++
-			d.answer(b, err)
+			d.done++
 		}
+		if d.answering {
+			continue // the syncer answering now takes these too
+		}
+		d.answering = true
+		for len(d.ready) > 0 {
+			ready := d.ready
+			d.ready = nil
+			d.mu.Unlock()
+			for _, r := range ready {
+				d.answer(r.batch, r.err)
+			}
+			d.mu.Lock()
+		}
+		d.answering = false
 	}
 }

@@ -34,12 +34,14 @@ const (
 
 // AppendMessages commits a batch of messages in one transaction.
 func (db *DB) AppendMessages(ctx context.Context, batch []*carillon.Append) error {
+	db.appendMu.Lock()
+	defer db.appendMu.Unlock()
 	return db.appendMessages(ctx, db.write, batch)
 }
 
+// appendMessages commits a batch in a transaction begun on b. The caller
+// holds appendMu, taken before the write connection by every path.
 func (db *DB) appendMessages(ctx context.Context, b txBeginner, batch []*carillon.Append) error {
-	db.appendMu.Lock()
-	defer db.appendMu.Unlock()
 	last := db.lastCreated
 	err := inTxOn(ctx, b, func(tx *sql.Tx) error {
 		last = db.lastCreated

@@ -1,7 +1,7 @@
-//go:build !linux
+//go:build !linux && !windows
 
 package sqlite
 
-import "os"
+import "syscall"
 
-func syncData(f *os.File) error { return f.Sync() }
+func syncData(fd uintptr) error { return syscall.Fsync(int(fd)) }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 
 	"github.com/carillon-chat/carillon"
 )
@@ -28,7 +29,14 @@ var _ carillon.DeferredSyncAppender = (*DB)(nil)
 
 // AppendMessagesUnsynced commits a batch like AppendMessages but returns
 // before the commit is on disk; the next SyncCommitted makes it durable.
+// Until then readers may see it, and a power failure may lose it (a crash
+// of the process alone does not: the kernel keeps the WAL's pages).
 func (db *DB) AppendMessagesUnsynced(ctx context.Context, batch []*carillon.Append) error {
+	if err := db.wal.failed(); err != nil {
+		return err
+	}
+	db.appendMu.Lock()
+	defer db.appendMu.Unlock()
 	conn, err := db.write.Conn(ctx)
 	if err != nil {
 		return classify(err)
@@ -47,7 +55,12 @@ func (db *DB) AppendMessagesUnsynced(ctx context.Context, batch []*carillon.Appe
 	return db.appendMessages(ctx, conn, batch)
 }
 
-// SyncCommitted makes every commit made before the call durable.
+// SyncCommitted makes every commit made before the call durable. Once a
+// sync has failed, every later one fails too, and so does every unsynced
+// append: Linux may drop the pages of a failed write-back and report the
+// error only once, so a later sync that succeeds proves nothing about
+// them. The process must be restarted (SQLite then recovers the WAL as
+// it is on disk).
 func (db *DB) SyncCommitted() error {
 	if err := db.wal.sync(); err != nil {
 		return fmt.Errorf("sync %s: %w: %w", db.wal.path, carillon.ErrUnavailable, err)
@@ -64,17 +77,55 @@ type walFile struct {
 	mu   sync.Mutex
 	f    *os.File
 	info os.FileInfo
+	err  error // the first failed sync, for good
 }
 
-// sync fsyncs the WAL. The file is found by name each time: SQLite deletes
-// it when the last connection closes and creates it again on the next
-// write, and a descriptor of the old file would sync nothing of the new.
-func (w *walFile) sync() error {
+// failed returns the error of the first failed sync, if any.
+func (w *walFile) failed() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.err != nil {
+		return fmt.Errorf("an earlier sync of %s failed: %w: %w", w.path, carillon.ErrUnavailable, w.err)
+	}
+	return nil
+}
+
+// sync fsyncs the WAL. Two syncs may run at once. The file is found by
+// name each time: SQLite deletes it when the last connection closes and
+// creates it again on the next write, and a descriptor of the old file
+// would sync nothing of the new.
+func (w *walFile) sync() error {
+	f, err := w.current()
+	if err == nil {
+		// Through the file's own handle, so that a Close by a sync that
+		// found a newer file waits for this one.
+		var rc syscall.RawConn
+		if rc, err = f.SyscallConn(); err == nil {
+			if cerr := rc.Control(func(fd uintptr) { err = syncData(fd) }); cerr != nil {
+				err = cerr
+			}
+		}
+	}
+	if err != nil {
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = err
+		}
+		w.mu.Unlock()
+	}
+	return err
+}
+
+// current returns a descriptor of the WAL file now at the path.
+func (w *walFile) current() (*os.File, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return nil, w.err
+	}
 	info, err := os.Stat(w.path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if w.f == nil || !os.SameFile(info, w.info) {
 		if w.f != nil {
@@ -82,11 +133,11 @@ func (w *walFile) sync() error {
 		}
 		if w.f, err = os.OpenFile(w.path, os.O_RDWR, 0); err != nil {
 			w.f = nil
-			return err
+			return nil, err
 		}
 		w.info = info
 	}
-	return syncData(w.f)
+	return w.f, nil
 }
 
 func (w *walFile) close() {

@@ -1,0 +1,5 @@
+package sqlite
+
+import "syscall"
+
+func syncData(fd uintptr) error { return syscall.FlushFileBuffers(syscall.Handle(fd)) }
