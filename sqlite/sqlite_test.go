@@ -45,6 +45,28 @@ func rawConn(t *testing.T, dir string) *sql.DB {
 	return raw
 }
 
+// roomWithMember creates a user and a room it belongs to, and returns a
+// function that makes a message of that user with the given content.
+func roomWithMember(t *testing.T, db *sqlite.DB) (roomID string, msg func(content string) *carillon.Append) {
+	t.Helper()
+	ctx := t.Context()
+	now := time.Now().UTC()
+	user := &carillon.User{UserID: uuid.NewString(), Email: "a@example.test", Alias: "a", FullName: "A", Active: true, CreatedAt: now}
+	room := &carillon.Room{RoomID: uuid.NewString(), Name: "Ops", CreatedBy: user.UserID, CreatedAt: now}
+	if err := db.CreateUser(ctx, user, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateRoom(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	return room.RoomID, func(content string) *carillon.Append {
+		return &carillon.Append{RequireMember: true, Message: &carillon.Message{
+			MessageID: uuid.NewString(), RoomID: room.RoomID, Content: content, Format: carillon.FormatPlain, HTML: "<p>" + content + "</p>",
+			SenderType: carillon.MemberTypeUser, SenderID: user.UserID, SenderName: "A", DisplayName: "A", CreatedAt: time.Now().UTC(),
+		}}
+	}
+}
+
 // TestReopen checks that data survives closing and opening the directory
 // again, and that CreatedAt stays monotonic across the restart: the store
 // learns the newest stored time at open, so a clock that is behind after a
@@ -158,15 +180,7 @@ func TestLockedIsUnavailable(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
 	db := open(t, dir)
-	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	user := &carillon.User{UserID: uuid.NewString(), Email: "a@example.test", Alias: "a", FullName: "A", Active: true, CreatedAt: now}
-	room := &carillon.Room{RoomID: uuid.NewString(), Name: "Ops", CreatedBy: user.UserID, CreatedAt: now}
-	if err := db.CreateUser(ctx, user, "", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.CreateRoom(ctx, room); err != nil {
-		t.Fatal(err)
-	}
+	roomID, msg := roomWithMember(t, db)
 
 	raw := rawConn(t, dir)
 	conn, err := raw.Conn(ctx)
@@ -179,19 +193,15 @@ func TestLockedIsUnavailable(t *testing.T) {
 	}
 	defer conn.ExecContext(context.Background(), "ROLLBACK")
 
-	if r, err := db.Room(ctx, room.RoomID); err != nil || r.Name != "Ops" {
+	if r, err := db.Room(ctx, roomID); err != nil || r.Name != "Ops" {
 		t.Errorf("Room while another connection holds the write lock: %+v, %v", r, err)
 	}
-	a := &carillon.Append{Message: &carillon.Message{
-		MessageID: uuid.NewString(), RoomID: room.RoomID, Content: "x", Format: carillon.FormatPlain, HTML: "<p>x</p>",
-		SenderType: carillon.MemberTypeUser, SenderID: user.UserID, SenderName: "A", DisplayName: "A", CreatedAt: now,
-	}}
-	err = db.AppendMessages(ctx, []*carillon.Append{a})
+	err = db.AppendMessages(ctx, []*carillon.Append{msg("x")})
 	if !errors.Is(err, carillon.ErrUnavailable) || carillon.ErrorCode(err) != carillon.EServiceUnavailable {
 		t.Errorf("AppendMessages on a locked database: %v (code %s), want an error wrapping ErrUnavailable", err, carillon.ErrorCode(err))
 	}
 	conn.ExecContext(ctx, "ROLLBACK")
-	msgs, err := db.Messages(ctx, room.RoomID, carillon.MessageQuery{Ascending: true, Limit: 10})
+	msgs, err := db.Messages(ctx, roomID, carillon.MessageQuery{Ascending: true, Limit: 10})
 	if err != nil || len(msgs) != 0 {
 		t.Errorf("Messages after a failed batch: %d, %v; want none", len(msgs), err)
 	}

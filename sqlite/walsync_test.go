@@ -13,28 +13,6 @@ import (
 	"github.com/carillon-chat/carillon/sqlite"
 )
 
-// roomWithMember creates a user and a room it belongs to, and returns a
-// function that makes a message of that user with the given content.
-func roomWithMember(t *testing.T, db *sqlite.DB) (roomID string, msg func(content string) *carillon.Append) {
-	t.Helper()
-	ctx := t.Context()
-	now := time.Now().UTC()
-	user := &carillon.User{UserID: uuid.NewString(), Email: "a@example.test", Alias: "a", FullName: "A", Active: true, CreatedAt: now}
-	room := &carillon.Room{RoomID: uuid.NewString(), Name: "Ops", CreatedBy: user.UserID, CreatedAt: now}
-	if err := db.CreateUser(ctx, user, "", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.CreateRoom(ctx, room); err != nil {
-		t.Fatal(err)
-	}
-	return room.RoomID, func(content string) *carillon.Append {
-		return &carillon.Append{RequireMember: true, Message: &carillon.Message{
-			MessageID: uuid.NewString(), RoomID: room.RoomID, Content: content, Format: carillon.FormatPlain, HTML: "<p>" + content + "</p>",
-			SenderType: carillon.MemberTypeUser, SenderID: user.UserID, SenderName: "A", DisplayName: "A", CreatedAt: time.Now().UTC(),
-		}}
-	}
-}
-
 // TestAppendMessagesUnsynced checks the deferred-sync write path: the batch
 // is stored and readable at once, SyncCommitted succeeds, every other write
 // still commits with synchronous=FULL, and the messages are there after
