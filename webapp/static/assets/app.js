@@ -1272,6 +1272,10 @@ function onLiveWebhook(ev) {
     return;
   }
   addWebhookToRoster(rs, ev.WebhookId, ev.Name);
+  // A change this tab made is shown already: reloading would only redraw
+  // the list under the pointer and lose a click.
+  const known = rs.webhooks?.find((w) => w.WebhookId === ev.WebhookId);
+  if (known && (ev.Action === 'Created' || known.Name === ev.Name)) return;
   if (rs.admin) loadWebhooksSoon(rs);
 }
 
