@@ -147,39 +147,60 @@ func (s *Server) handlePatchMe(w http.ResponseWriter, r *http.Request, c *caller
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	upd := carillon.UserUpdate{KeepSession: c.sessionHash}
-	if in.FullName != nil {
-		name := strings.TrimSpace(*in.FullName)
-		if err := checkName("FullName", name, carillon.MaxFullNameLen); err != nil {
-			return err
+	upd, err := profileUpdate(in.FullName, in.Password, func() error {
+		if !c.HasPassword {
+			return nil
 		}
-		upd.FullName = &name
-	}
-	if in.Password != nil {
-		if err := checkPassword(*in.Password); err != nil {
-			return err
-		}
-		if c.HasPassword {
-			current, err := s.store.PasswordHash(r.Context(), c.UserID)
-			if err != nil {
-				return err
-			}
-			if in.CurrentPassword == nil || !secret.CheckPassword(current, *in.CurrentPassword) {
-				return carillon.Errorf(carillon.EForbidden, "CurrentPassword is missing or wrong; it is needed to change the password.")
-			}
-		}
-		h, err := secret.HashPassword(*in.Password)
+		current, err := s.store.PasswordHash(r.Context(), c.UserID)
 		if err != nil {
 			return err
 		}
-		upd.PasswordHash = &h
+		if in.CurrentPassword == nil || !secret.CheckPassword(current, *in.CurrentPassword) {
+			return carillon.Errorf(carillon.EForbidden, "CurrentPassword is missing or wrong; it is needed to change the password.")
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
+	upd.KeepSession = c.sessionHash
 	u, err := s.store.UpdateUser(r.Context(), c.UserID, upd)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"User": toUserJSON(u)})
 	return nil
+}
+
+// profileUpdate validates a new FullName and Password into an update.
+// checkCurrent, when not nil, runs once the new password is valid and
+// before it is hashed: users changing their own password prove the
+// current one.
+func profileUpdate(fullName, password *string, checkCurrent func() error) (carillon.UserUpdate, error) {
+	var upd carillon.UserUpdate
+	if fullName != nil {
+		name := strings.TrimSpace(*fullName)
+		if err := checkName("FullName", name, carillon.MaxFullNameLen); err != nil {
+			return upd, err
+		}
+		upd.FullName = &name
+	}
+	if password != nil {
+		if err := checkPassword(*password); err != nil {
+			return upd, err
+		}
+		if checkCurrent != nil {
+			if err := checkCurrent(); err != nil {
+				return upd, err
+			}
+		}
+		h, err := secret.HashPassword(*password)
+		if err != nil {
+			return upd, err
+		}
+		upd.PasswordHash = &h
+	}
+	return upd, nil
 }
 
 func (s *Server) handlePatchUser(w http.ResponseWriter, r *http.Request, c *caller) error {
@@ -197,23 +218,9 @@ func (s *Server) handlePatchUser(w http.ResponseWriter, r *http.Request, c *call
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	var upd carillon.UserUpdate
-	if in.FullName != nil {
-		name := strings.TrimSpace(*in.FullName)
-		if err := checkName("FullName", name, carillon.MaxFullNameLen); err != nil {
-			return err
-		}
-		upd.FullName = &name
-	}
-	if in.Password != nil {
-		if err := checkPassword(*in.Password); err != nil {
-			return err
-		}
-		h, err := secret.HashPassword(*in.Password)
-		if err != nil {
-			return err
-		}
-		upd.PasswordHash = &h
+	upd, err := profileUpdate(in.FullName, in.Password, nil)
+	if err != nil {
+		return err
 	}
 	if in.Active != nil {
 		if !*in.Active && id == c.UserID {
