@@ -181,6 +181,8 @@ type DeferredSyncAppender interface {
 	// SyncCommitted makes every commit made before the call durable. After
 	// one failure it keeps failing.
 	SyncCommitted() error
+	// SyncFailure returns the error of the sync that failed, if one did.
+	SyncFailure() error
 }
 
 // AsDeferredSyncAppender returns store as a DeferredSyncAppender when it,

@@ -542,6 +542,11 @@ func (s *Service) noteCommit(err error) {
 // commit has succeeded since: storage may take a small test write while it
 // cannot take messages (a nearly full disk).
 func (s *Service) Healthy() error {
+	if s.deferred != nil {
+		if err := s.deferred.SyncFailure(); err != nil {
+			return err // for good: see carillon.DeferredSyncAppender
+		}
+	}
 	s.healthMu.Lock()
 	defer s.healthMu.Unlock()
 	if !s.lastFailure.IsZero() && s.cfg.Now().Sub(s.lastFailure) < writeFailureMemory {

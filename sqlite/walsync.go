@@ -68,6 +68,10 @@ func (db *DB) SyncCommitted() error {
 	return nil
 }
 
+// SyncFailure returns the error of the WAL sync that failed, if one did:
+// messages are refused from then on.
+func (db *DB) SyncFailure() error { return db.wal.failed() }
+
 // walFile is the database's write-ahead log, opened to be fsynced. SQLite
 // takes no locks on this file (WAL mode locks the -shm file), so a
 // descriptor of our own closes without disturbing its locks.

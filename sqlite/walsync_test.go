@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,5 +101,41 @@ func TestCheckpointerBoundsWAL(t *testing.T) {
 	page, err := db.Messages(ctx, roomID, carillon.MessageQuery{Limit: 1})
 	if err != nil || len(page) != 1 {
 		t.Fatalf("newest message: %v, %v", page, err)
+	}
+}
+
+// TestFailedSyncIsFinal makes a sync of the WAL fail (its file is moved
+// away, so it cannot be found) and checks that the failure stays: later
+// syncs and unsynced appends fail, and SyncFailure reports it, even once
+// the file is back.
+func TestFailedSyncIsFinal(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	db := open(t, dir)
+	_, msg := roomWithMember(t, db)
+	if err := db.AppendMessagesUnsynced(ctx, []*carillon.Append{msg("one")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SyncCommitted(); err != nil || db.SyncFailure() != nil {
+		t.Fatalf("first sync: %v, failure %v", err, db.SyncFailure())
+	}
+	wal := filepath.Join(dir, sqlite.FileName+"-wal")
+	if err := os.Rename(wal, wal+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SyncCommitted(); !errors.Is(err, carillon.ErrUnavailable) {
+		t.Fatalf("sync without the WAL: %v, want an error wrapping ErrUnavailable", err)
+	}
+	if err := os.Rename(wal+".away", wal); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SyncCommitted(); err == nil {
+		t.Error("a sync after a failed one succeeded")
+	}
+	if err := db.AppendMessagesUnsynced(ctx, []*carillon.Append{msg("two")}); !errors.Is(err, carillon.ErrUnavailable) {
+		t.Errorf("unsynced append after a failed sync: %v, want an error wrapping ErrUnavailable", err)
+	}
+	if db.SyncFailure() == nil {
+		t.Error("SyncFailure is nil after a failed sync")
 	}
 }
