@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"log/slog"
 	"time"
 )
@@ -95,13 +94,9 @@ func (db *DB) restartWAL(ctx context.Context) (frames int64, err error) {
 // openCheckpointer opens the checkpointer's connection and starts it.
 func (db *DB) openCheckpointer() error {
 	var err error
-	if db.ckpt, err = sql.Open("sqlite", dsn(db.path, "deferred")); err != nil {
+	if db.ckpt, err = openOneConnection(dsn(db.path, "deferred")); err != nil {
 		return err
 	}
-	db.ckpt.SetMaxOpenConns(1)
-	db.ckpt.SetMaxIdleConns(1)
-	db.ckpt.SetConnMaxLifetime(0)
-	db.ckpt.SetConnMaxIdleTime(0)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go db.runCheckpointer(ctx, done)

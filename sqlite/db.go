@@ -61,13 +61,9 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 	// _txlock=immediate: a write transaction takes the write lock at BEGIN,
 	// so two writers never deadlock upgrading a read lock.
 	// The writer never checkpoints: the checkpointer does, beside it.
-	if db.write, err = sql.Open("sqlite", dsn(path, "immediate", "wal_autocheckpoint(0)")); err != nil {
+	if db.write, err = openOneConnection(dsn(path, "immediate", "wal_autocheckpoint(0)")); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	db.write.SetMaxOpenConns(1)
-	db.write.SetMaxIdleConns(1)
-	db.write.SetConnMaxLifetime(0)
-	db.write.SetConnMaxIdleTime(0)
 
 	if err := db.migrate(ctx); err != nil {
 		db.write.Close()
@@ -104,6 +100,20 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// openOneConnection opens a pool of exactly one connection, kept open for
+// as long as the pool: its pragmas and prepared statements stay with it.
+func openOneConnection(dsn string) (*sql.DB, error) {
+	pool, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	pool.SetMaxOpenConns(1)
+	pool.SetMaxIdleConns(1)
+	pool.SetConnMaxLifetime(0)
+	pool.SetConnMaxIdleTime(0)
+	return pool, nil
 }
 
 func dsn(path, txlock string, pragmas ...string) string {
