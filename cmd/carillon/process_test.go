@@ -123,7 +123,20 @@ func (p *proc) stop(t *testing.T) {
 
 var client = &http.Client{Timeout: 20 * time.Second}
 
+// apiDo calls the API as the instance admin and decodes the answer into
+// out (when not nil); it returns the status.
 func apiDo(t *testing.T, method, url string, body any, out any) int {
+	t.Helper()
+	status, data := apiAs(t, adminToken, method, url, body)
+	if out != nil {
+		json.Unmarshal(data, out)
+	}
+	return status
+}
+
+// apiAs calls the API with the given token; it returns the status and the
+// raw body.
+func apiAs(t *testing.T, token, method, url string, body any) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -131,16 +144,14 @@ func apiDo(t *testing.T, method, url string, body any, out any) int {
 		rd = bytes.NewReader(data)
 	}
 	req, _ := http.NewRequest(method, url, rd)
-	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
-	if out != nil {
-		json.NewDecoder(resp.Body).Decode(out)
-	}
-	return resp.StatusCode
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data
 }
 
 // setupWebhook creates a room and a webhook and returns their ids and URL.
