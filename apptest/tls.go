@@ -17,9 +17,9 @@ import (
 	"time"
 )
 
-// selfSignedCert writes a certificate and key for 127.0.0.1 and localhost
-// into dir and returns their paths and a pool trusting the certificate.
-func selfSignedCert(t testing.TB, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+// SelfSignedPEM makes a throwaway certificate for the given names and
+// addresses, and its key, PEM-encoded.
+func SelfSignedPEM(t testing.TB, dnsNames []string, ips []net.IP) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -32,8 +32,8 @@ func selfSignedCert(t testing.TB, dir string) (certFile, keyFile string, pool *x
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
+		IPAddresses:  ips,
+		DNSNames:     dnsNames,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -43,19 +43,26 @@ func selfSignedCert(t testing.TB, dir string) (certFile, keyFile string, pool *x
 	if err != nil {
 		t.Fatal(err)
 	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+}
+
+// selfSignedCert writes a certificate and key for 127.0.0.1 and localhost
+// into dir and returns their paths and a pool trusting the certificate.
+func selfSignedCert(t testing.TB, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	certPEM, keyPEM := SelfSignedPEM(t, []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	pool = x509.NewCertPool()
-	pool.AddCert(cert)
+	if !pool.AppendCertsFromPEM(certPEM) {
+		t.Fatal("the certificate just made does not parse")
+	}
 	return certFile, keyFile, pool
 }
 

@@ -4,16 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -32,6 +25,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/carillon-chat/carillon/apptest"
 )
 
 // The shipped nginx example: the proxy settings the test puts in front of
@@ -913,16 +908,24 @@ type nginxLB struct {
 	url, dir string
 }
 
-func startNginx(t *testing.T, bin string, nodes []*proc) *nginxLB {
+// shippedNginxConfig returns the absolute path of the shipped locations
+// snippet and the text of the shipped example site.
+func shippedNginxConfig(t *testing.T) (snippet string, example []byte) {
 	t.Helper()
 	snippet, err := filepath.Abs(nginxSnippet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	example, err := os.ReadFile(nginxExample)
+	example, err = os.ReadFile(nginxExample)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return snippet, example
+}
+
+func startNginx(t *testing.T, bin string, nodes []*proc) *nginxLB {
+	t.Helper()
+	snippet, example := shippedNginxConfig(t)
 	// The log format of the example: it must leave webhook tokens out.
 	logFormat := regexp.MustCompile(`(?m)^log_format carillon .*;$`).Find(example)
 	if logFormat == nil {
@@ -1056,15 +1059,8 @@ func (lb *nginxLB) accessLog(t *testing.T, offset int64) []accessEntry {
 // log and snippet paths and its ports replaced, passes `nginx -t`.
 func checkNginxExample(t *testing.T, bin string) {
 	dir := t.TempDir()
-	snippet, err := filepath.Abs(nginxSnippet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	example, err := os.ReadFile(nginxExample)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key := selfSignedPEM(t)
+	snippet, example := shippedNginxConfig(t)
+	cert, key := apptest.SelfSignedPEM(t, []string{"chat.example.com"}, nil)
 	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	os.WriteFile(certPath, cert, 0o644)
 	os.WriteFile(keyPath, key, 0o600)
@@ -1090,32 +1086,4 @@ func checkNginxExample(t *testing.T, bin string) {
 	if err != nil {
 		t.Fatalf("nginx -t on %s: %v\n%s", nginxExample, err, out)
 	}
-}
-
-// selfSignedPEM makes a throwaway certificate and key.
-func selfSignedPEM(t *testing.T) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial := make([]byte, 8)
-	rand.Read(serial)
-	tmpl := &x509.Certificate{
-		SerialNumber: new(big.Int).SetBytes(serial),
-		Subject:      pkix.Name{CommonName: "chat.example.com"},
-		DNSNames:     []string{"chat.example.com"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 }
