@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -47,6 +48,9 @@ func (c *serveCmd) Run() error {
 	}
 	log := slog.New(handler)
 	slog.SetDefault(log)
+	if c.Database == "" {
+		oversubscribeForSQLite(log)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := app.Run(ctx, app.Config{
@@ -59,6 +63,23 @@ func (c *serveCmd) Run() error {
 		log.Error("carillon serve failed", "err", err)
 	}
 	return err
+}
+
+// oversubscribeForSQLite runs twice as many goroutine schedulers (Ps) as
+// CPUs unless GOMAXPROCS is set. The embedded database is pure Go and its
+// single writer spends much of each commit in file system calls (a pwrite
+// per WAL frame header and page, reads of uncached pages): a P stuck in
+// such a call is handed to another thread only after the runtime notices,
+// and the writer then queues behind request handlers to get one back. With
+// spare Ps the kernel schedules the threads instead: +15-20 % webhook
+// throughput on 2 cores (docs/performance.md).
+func oversubscribeForSQLite(log *slog.Logger) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return
+	}
+	procs := 2 * runtime.GOMAXPROCS(0)
+	runtime.GOMAXPROCS(procs)
+	log.Debug("scheduler", "GOMAXPROCS", procs)
 }
 
 type versionCmd struct{}
