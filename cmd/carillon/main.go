@@ -65,19 +65,21 @@ func (c *serveCmd) Run() error {
 	return err
 }
 
-// oversubscribeForSQLite runs twice as many goroutine schedulers (Ps) as
-// CPUs unless GOMAXPROCS is set. The embedded database is pure Go and its
+// oversubscribeForSQLite runs one more goroutine scheduler (P) than CPUs
+// unless GOMAXPROCS is set. The embedded database is pure Go and its
 // single writer spends much of each commit in file system calls (a pwrite
 // per WAL frame header and page, reads of uncached pages): a P stuck in
-// such a call is handed to another thread only after the runtime notices,
-// and the writer then queues behind request handlers to get one back. With
-// spare Ps the kernel schedules the threads instead: +15-20 % webhook
-// throughput on 2 cores (docs/performance.md).
+// such a call is handed to another thread only once the runtime notices,
+// and the writer then queues behind request handlers to get one back. The
+// spare P lets the kernel run another thread meanwhile: about +10 %
+// webhook throughput on 2 cores. More spare Ps cost more than they give:
+// with twice as many as CPUs, idle Ps spinning for work raised the
+// fan-out p99 six-fold (docs/performance.md).
 func oversubscribeForSQLite(log *slog.Logger) {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return
 	}
-	procs := 2 * runtime.GOMAXPROCS(0)
+	procs := runtime.GOMAXPROCS(0) + 1
 	runtime.GOMAXPROCS(procs)
 	log.Debug("scheduler", "GOMAXPROCS", procs)
 }
