@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -48,9 +47,6 @@ func (c *serveCmd) Run() error {
 	}
 	log := slog.New(handler)
 	slog.SetDefault(log)
-	if c.Database == "" {
-		oversubscribeForSQLite(log)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := app.Run(ctx, app.Config{
@@ -63,25 +59,6 @@ func (c *serveCmd) Run() error {
 		log.Error("carillon serve failed", "err", err)
 	}
 	return err
-}
-
-// oversubscribeForSQLite runs one more goroutine scheduler (P) than CPUs
-// unless GOMAXPROCS is set. The embedded database is pure Go and its
-// single writer spends much of each commit in file system calls (a pwrite
-// per WAL frame header and page, reads of uncached pages): a P stuck in
-// such a call is handed to another thread only once the runtime notices,
-// and the writer then queues behind request handlers to get one back. The
-// spare P lets the kernel run another thread meanwhile: about +10 %
-// webhook throughput on 2 cores. More spare Ps cost more than they give:
-// with twice as many as CPUs, idle Ps spinning for work raised the
-// fan-out p99 six-fold (docs/performance.md).
-func oversubscribeForSQLite(log *slog.Logger) {
-	if os.Getenv("GOMAXPROCS") != "" {
-		return
-	}
-	procs := runtime.GOMAXPROCS(0) + 1
-	runtime.GOMAXPROCS(procs)
-	log.Debug("scheduler", "GOMAXPROCS", procs)
 }
 
 type versionCmd struct{}
