@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -85,4 +86,86 @@ func BenchmarkMessagesPage(b *testing.B) {
 			b.Fatal(err, len(msgs))
 		}
 	}
+}
+
+// BenchmarkWALFramesPerMessage reports the pages (WAL frames) a commit
+// writes per message, the write amplification that bounds ingest on a
+// busy disk (docs/performance.md): messages spread at random over 500
+// rooms already holding 20,000 messages, each mentioning the room's one
+// member (one notification, as the Chime sample's @All does), in batches
+// of 1 to 64. ns/op is per batch, fsync included.
+func BenchmarkWALFramesPerMessage(b *testing.B) {
+	for _, size := range []int{1, 4, 16, 64} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			ctx := context.Background()
+			db, rooms := benchRooms(b, 500)
+			rng := rand.New(rand.NewPCG(1, 2))
+			mentioning := func(n int) []*carillon.Append {
+				batch := make([]*carillon.Append, n)
+				for i := range batch {
+					room := rooms[rng.IntN(len(rooms))]
+					batch[i] = &carillon.Append{
+						Message: &carillon.Message{
+							MessageID: uuid.NewString(), RoomID: room.RoomID, Content: "@All deploy finished", Format: carillon.FormatMarkdown,
+							HTML: "<p>@All deploy finished</p>", SenderType: carillon.MemberTypeWebhook, SenderID: uuid.NewString(),
+							SenderName: "CI", DisplayName: "CI (Webhook)", Mentions: carillon.Mentions{All: true}, CreatedAt: time.Now(),
+						},
+						Notifications: []*carillon.Notification{{NotificationID: uuid.NewString(), UserID: room.CreatedBy, Reason: "All"}},
+					}
+				}
+				return batch
+			}
+			for range 40 {
+				if err := db.AppendMessages(ctx, mentioning(500)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			release, err := sqlite.HoldWALSnapshot(ctx, db)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer release()
+			before, err := sqlite.WALFrames(db)
+			if err != nil {
+				b.Fatal(err)
+			}
+			batches := 0
+			for b.Loop() {
+				if err := db.AppendMessages(ctx, mentioning(size)); err != nil {
+					b.Fatal(err)
+				}
+				batches++
+			}
+			after, err := sqlite.WALFrames(db)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(after-before)/float64(batches*size), "frames/msg")
+		})
+	}
+}
+
+// benchRooms opens a store with n rooms, each with its creator as the one
+// member.
+func benchRooms(b *testing.B, n int) (*sqlite.DB, []*carillon.Room) {
+	b.Helper()
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	now := time.Now()
+	u := &carillon.User{UserID: uuid.NewString(), Email: "a@example.com", Alias: "a", FullName: "A", Active: true, CreatedAt: now}
+	if err := db.CreateUser(ctx, u, "", nil); err != nil {
+		b.Fatal(err)
+	}
+	rooms := make([]*carillon.Room, n)
+	for i := range rooms {
+		rooms[i] = &carillon.Room{RoomID: uuid.NewString(), Name: fmt.Sprintf("Room %d", i), CreatedBy: u.UserID, CreatedAt: now}
+		if err := db.CreateRoom(ctx, rooms[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return db, rooms
 }
