@@ -49,11 +49,16 @@ func (db *DB) Room(ctx context.Context, roomID string) (*carillon.Room, error) {
 
 // RoomsOfUser lists a user's rooms with unread counts.
 func (db *DB) RoomsOfUser(ctx context.Context, userID string) ([]carillon.Room, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT r.room_id, r.name, r.created_by, r.created_at,
+	// The unread mentions are counted in one pass over the user's
+	// (notifications_user_unread), not once per room.
+	rows, err := db.read.QueryContext(ctx, `WITH mentions AS (
+			SELECT room_id, count(*) AS n FROM notifications WHERE user_id = ?1 AND read = 0 GROUP BY room_id)
+		SELECT r.room_id, r.name, r.created_by, r.created_at,
 			(SELECT count(*) FROM messages m WHERE m.room_id = r.room_id AND m.seq > ms.last_read_seq AND m.sender_id <> ms.user_id),
-			(SELECT count(*) FROM notifications n WHERE n.user_id = ms.user_id AND n.room_id = r.room_id AND n.read = 0)
+			coalesce(mentions.n, 0)
 		FROM memberships ms JOIN rooms r ON r.room_id = ms.room_id
-		WHERE ms.user_id = ? AND r.deleted_at IS NULL
+			LEFT JOIN mentions ON mentions.room_id = r.room_id
+		WHERE ms.user_id = ?1 AND r.deleted_at IS NULL
 		ORDER BY r.name, r.room_id`, userID)
 	if err != nil {
 		return nil, classify(err)
