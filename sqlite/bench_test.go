@@ -16,23 +16,10 @@ import (
 // benchRoom opens a store with one room and one webhook.
 func benchRoom(b *testing.B) (*sqlite.DB, *carillon.Webhook) {
 	b.Helper()
-	ctx := context.Background()
-	db, err := sqlite.Open(ctx, b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	now := time.Now()
-	u := &carillon.User{UserID: uuid.NewString(), Email: "a@example.com", Alias: "a", FullName: "A", Active: true, CreatedAt: now}
-	if err := db.CreateUser(ctx, u, "", nil); err != nil {
-		b.Fatal(err)
-	}
-	room := &carillon.Room{RoomID: uuid.NewString(), Name: "Bench", CreatedBy: u.UserID, CreatedAt: now}
-	if err := db.CreateRoom(ctx, room); err != nil {
-		b.Fatal(err)
-	}
-	w := &carillon.Webhook{WebhookID: uuid.NewString(), RoomID: room.RoomID, Name: "W", TokenHash: []byte("h"), TokenSeal: []byte("s"), CreatedAt: now}
-	if err := db.CreateWebhook(ctx, w, u.UserID); err != nil {
+	db, rooms := benchRooms(b, 1)
+	room := rooms[0]
+	w := &carillon.Webhook{WebhookID: uuid.NewString(), RoomID: room.RoomID, Name: "W", TokenHash: []byte("h"), TokenSeal: []byte("s"), CreatedAt: room.CreatedAt}
+	if err := db.CreateWebhook(context.Background(), w, room.CreatedBy); err != nil {
 		b.Fatal(err)
 	}
 	return db, w
