@@ -174,12 +174,12 @@ type ReplayItem struct {
 // batch only after a SyncCommitted that began after its commit returned nil.
 type DeferredSyncAppender interface {
 	// AppendMessagesUnsynced is AppendMessages without the wait for stable
-	// storage: the batch is visible to reads at once, durable only after
-	// the next SyncCommitted. A power failure before then loses it, and a
-	// reader may have seen it.
+	// storage: the batch is durable only after the next SyncCommitted, and
+	// reads of messages, replays and notifications do not show it before.
+	// A power failure before then loses it.
 	AppendMessagesUnsynced(ctx context.Context, batch []*Append) error
-	// SyncCommitted makes every commit made before the call durable. After
-	// one failure it keeps failing.
+	// SyncCommitted makes every commit made before the call durable, and
+	// visible to reads. After one failure it keeps failing.
 	SyncCommitted() error
 	// SyncFailure returns the error of the sync that failed, if one did.
 	SyncFailure() error

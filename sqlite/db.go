@@ -47,6 +47,12 @@ type DB struct {
 	// CreatedAt committed, keeps timestamps non-decreasing in commit order.
 	appendMu    sync.Mutex
 	lastCreated time.Time
+
+	// Readers see messages up to visibleSeq: the newest seq known to be on
+	// disk. A batch committed without a sync stays hidden until the sync
+	// that covers it, so no page or replay shows a message that a power
+	// failure could still take back (and whose seq could then be reused).
+	committedSeq, visibleSeq atomic.Int64
 }
 
 var _ carillon.Store = (*DB)(nil)
@@ -82,11 +88,12 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 	}
 	// The newest message by commit order carries the newest CreatedAt
 	// (AppendMessages keeps them in step), found by the primary key.
-	var newest int64
-	err = db.read.QueryRowContext(ctx, `SELECT created_at FROM messages ORDER BY seq DESC LIMIT 1`).Scan(&newest)
+	var newestSeq, newest int64
+	err = db.read.QueryRowContext(ctx, `SELECT seq, created_at FROM messages ORDER BY seq DESC LIMIT 1`).Scan(&newestSeq, &newest)
 	switch {
 	case err == nil:
 		db.lastCreated = fromMS(newest)
+		db.noteCommitted(newestSeq, true)
 	case !errors.Is(err, sql.ErrNoRows):
 		db.Close()
 		return nil, fmt.Errorf("read %s: %w", path, classify(err))

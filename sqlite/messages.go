@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/carillon-chat/carillon"
@@ -36,12 +36,13 @@ const (
 func (db *DB) AppendMessages(ctx context.Context, batch []*carillon.Append) error {
 	db.appendMu.Lock()
 	defer db.appendMu.Unlock()
-	return db.appendMessages(ctx, db.write, batch)
+	return db.appendMessages(ctx, db.write, batch, true)
 }
 
 // appendMessages commits a batch in a transaction begun on b. The caller
-// holds appendMu, taken before the write connection by every path.
-func (db *DB) appendMessages(ctx context.Context, b txBeginner, batch []*carillon.Append) error {
+// holds appendMu, taken before the write connection by every path. synced
+// tells whether the commit is on disk when it returns (synchronous=FULL).
+func (db *DB) appendMessages(ctx context.Context, b txBeginner, batch []*carillon.Append, synced bool) error {
 	last := db.lastCreated
 	err := inTxOn(ctx, b, func(tx *sql.Tx) error {
 		last = db.lastCreated
@@ -57,7 +58,35 @@ func (db *DB) appendMessages(ctx context.Context, b txBeginner, batch []*carillo
 		return err
 	}
 	db.lastCreated = last
+	var newest int64
+	for _, a := range batch {
+		if a.Err == nil {
+			newest = max(newest, a.Message.Seq)
+		}
+	}
+	db.noteCommitted(newest, synced)
 	return nil
+}
+
+// noteCommitted records that messages up to seq are committed and, when
+// synced, on disk: readers then see them.
+func (db *DB) noteCommitted(seq int64, synced bool) {
+	raise(&db.committedSeq, seq)
+	if synced {
+		// A synced commit fsyncs the whole WAL, earlier unsynced commits
+		// included.
+		raise(&db.visibleSeq, db.committedSeq.Load())
+	}
+}
+
+// raise sets v to n unless it holds more already.
+func raise(v *atomic.Int64, n int64) {
+	for {
+		old := v.Load()
+		if n <= old || v.CompareAndSwap(old, n) {
+			return
+		}
+	}
 }
 
 // appendOne stores one entry of a batch. Failed conditions are recorded in
@@ -151,13 +180,14 @@ const messageColumns = `seq, message_id, room_id, content, format, html, sender_
 
 // Messages pages through a room.
 func (db *DB) Messages(ctx context.Context, roomID string, q carillon.MessageQuery) ([]carillon.Message, error) {
+	visible := db.visibleSeq.Load()
 	if q.Ascending {
-		return queryMessages(ctx, db.read, `SELECT `+messageColumns+` FROM messages WHERE room_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
-			roomID, q.After, q.Limit)
+		return queryMessages(ctx, db.read, `SELECT `+messageColumns+` FROM messages WHERE room_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+			roomID, q.After, visible, q.Limit)
 	}
-	before := q.After
-	if before == 0 {
-		before = math.MaxInt64
+	before := visible + 1
+	if q.After != 0 {
+		before = min(q.After, before)
 	}
 	return queryMessages(ctx, db.read, `SELECT `+messageColumns+` FROM messages WHERE room_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
 		roomID, before, q.Limit)

@@ -41,11 +41,11 @@ func scanNotification(row rowScanner) (*carillon.Notification, error) {
 
 // Notifications lists a user's notifications, newest first.
 func (db *DB) Notifications(ctx context.Context, userID string, unreadOnly bool, limit int) ([]carillon.Notification, error) {
-	q := `SELECT ` + notificationColumns + ` FROM notifications WHERE user_id = ?`
+	q := `SELECT ` + notificationColumns + ` FROM notifications WHERE user_id = ? AND message_seq <= ?`
 	if unreadOnly {
 		q += ` AND read = 0`
 	}
-	rows, err := db.read.QueryContext(ctx, q+` ORDER BY message_seq DESC LIMIT ?`, userID, limit)
+	rows, err := db.read.QueryContext(ctx, q+` ORDER BY message_seq DESC LIMIT ?`, userID, db.visibleSeq.Load(), limit)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -129,13 +129,14 @@ func (db *DB) Replay(ctx context.Context, userID string, after carillon.EventPos
 		return nil, classify(err)
 	}
 	defer tx.Rollback()
+	visible := db.visibleSeq.Load()
 	if userID == "" {
-		return replayAll(ctx, tx, after, limit)
+		return replayAll(ctx, tx, after, visible, limit)
 	}
 	msgs, err := queryMessages(ctx, tx, `SELECT `+messageColumns+` FROM messages
-		WHERE seq > ? AND room_id IN (SELECT ms.room_id FROM memberships ms JOIN rooms r ON r.room_id = ms.room_id
+		WHERE seq > ? AND seq <= ? AND room_id IN (SELECT ms.room_id FROM memberships ms JOIN rooms r ON r.room_id = ms.room_id
 			WHERE ms.user_id = ? AND r.deleted_at IS NULL)
-		ORDER BY seq LIMIT ?`, after.Seq, userID, limit)
+		ORDER BY seq LIMIT ?`, after.Seq, visible, userID, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -144,24 +145,25 @@ func (db *DB) Replay(ctx context.Context, userID string, after carillon.EventPos
 		noteAfter-- // the notification of message after.Seq is still due
 	}
 	notes, err := queryNotifications(ctx, tx, `SELECT `+notificationColumns+` FROM notifications
-		WHERE user_id = ? AND message_seq > ? ORDER BY message_seq LIMIT ?`, userID, noteAfter, limit)
+		WHERE user_id = ? AND message_seq > ? AND message_seq <= ? ORDER BY message_seq LIMIT ?`, userID, noteAfter, visible, limit)
 	if err != nil {
 		return nil, err
 	}
 	return carillon.MergeReplay(msgs, notes, limit), nil
 }
 
-// replayAll is Replay for every room and user: up to limit messages, each
-// with all of its notifications (a message may notify thousands, so they
-// are not cut by the limit).
-func replayAll(ctx context.Context, tx *sql.Tx, after carillon.EventPosition, limit int) ([]carillon.ReplayItem, error) {
+// replayAll is Replay for every room and user: up to limit messages up to
+// seq visible, each with all of its notifications (a message may notify
+// thousands, so they are not cut by the limit).
+func replayAll(ctx context.Context, tx *sql.Tx, after carillon.EventPosition, visible int64, limit int) ([]carillon.ReplayItem, error) {
 	msgs, err := queryMessages(ctx, tx, `SELECT `+messageColumns+` FROM messages
-		WHERE seq > ? AND room_id NOT IN (SELECT room_id FROM rooms WHERE deleted_at IS NOT NULL)
-		ORDER BY seq LIMIT ?`, after.Seq, limit)
+		WHERE seq > ? AND seq <= ? AND room_id NOT IN (SELECT room_id FROM rooms WHERE deleted_at IS NOT NULL)
+		ORDER BY seq LIMIT ?`, after.Seq, visible, limit)
 	if err != nil {
 		return nil, err
 	}
 	lo, hi := carillon.ReplayAllNotificationRange(after, msgs, limit)
+	hi = min(hi, visible)
 	notes, err := queryNotifications(ctx, tx, `SELECT `+notificationColumns+` FROM notifications
 		WHERE message_seq > ? AND message_seq <= ?
 			AND room_id NOT IN (SELECT room_id FROM rooms WHERE deleted_at IS NOT NULL)

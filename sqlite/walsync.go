@@ -29,8 +29,10 @@ var _ carillon.DeferredSyncAppender = (*DB)(nil)
 
 // AppendMessagesUnsynced commits a batch like AppendMessages but returns
 // before the commit is on disk; the next SyncCommitted makes it durable.
-// Until then readers may see it, and a power failure may lose it (a crash
-// of the process alone does not: the kernel keeps the WAL's pages).
+// Until then reads of messages, replays and notifications do not show it
+// (visibleSeq), and a power failure may lose it (a crash of the process
+// alone does not: the kernel keeps the WAL's pages, and the next start
+// shows them).
 func (db *DB) AppendMessagesUnsynced(ctx context.Context, batch []*carillon.Append) error {
 	if err := db.wal.failed(); err != nil {
 		return err
@@ -52,7 +54,7 @@ func (db *DB) AppendMessagesUnsynced(ctx context.Context, batch []*carillon.Appe
 			conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
 	}()
-	return db.appendMessages(ctx, conn, batch)
+	return db.appendMessages(ctx, conn, batch, false)
 }
 
 // SyncCommitted makes every commit made before the call durable. Once a
@@ -62,9 +64,11 @@ func (db *DB) AppendMessagesUnsynced(ctx context.Context, batch []*carillon.Appe
 // them. The process must be restarted (SQLite then recovers the WAL as
 // it is on disk).
 func (db *DB) SyncCommitted() error {
+	committed := db.committedSeq.Load()
 	if err := db.wal.sync(); err != nil {
 		return fmt.Errorf("sync %s: %w: %w", db.wal.path, carillon.ErrUnavailable, err)
 	}
+	raise(&db.visibleSeq, committed)
 	return nil
 }
 

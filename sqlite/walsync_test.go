@@ -15,9 +15,9 @@ import (
 )
 
 // TestAppendMessagesUnsynced checks the deferred-sync write path: the batch
-// is stored and readable at once, SyncCommitted succeeds, every other write
-// still commits with synchronous=FULL, and the messages are there after
-// the database is reopened.
+// is stored but hidden from reads until SyncCommitted, which makes it
+// visible; every other write still commits with synchronous=FULL; and the
+// messages are there after the database is reopened.
 func TestAppendMessagesUnsynced(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -34,12 +34,22 @@ func TestAppendMessagesUnsynced(t *testing.T) {
 			t.Fatalf("entry %q: Err %v, Seq %d", a.Message.Content, a.Err, a.Message.Seq)
 		}
 	}
-	if got, err := db.Messages(ctx, roomID, carillon.MessageQuery{Ascending: true, Limit: 10}); err != nil || len(got) != 2 {
-		t.Fatalf("Messages before the sync = %d, %v; want both", len(got), err)
+	visible := func(when string, want int) {
+		t.Helper()
+		for _, q := range []carillon.MessageQuery{{Ascending: true, Limit: 10}, {Limit: 10}} {
+			if got, err := db.Messages(ctx, roomID, q); err != nil || len(got) != want {
+				t.Errorf("Messages %+v %s = %d, %v; want %d", q, when, len(got), err, want)
+			}
+		}
+		if got, err := db.Replay(ctx, "", carillon.EventPosition{}, 10); err != nil || len(got) != want {
+			t.Errorf("Replay %s = %d items, %v; want %d", when, len(got), err, want)
+		}
 	}
+	visible("before the sync", 0)
 	if err := deferred.SyncCommitted(); err != nil {
 		t.Fatalf("SyncCommitted: %v", err)
 	}
+	visible("after the sync", 2)
 	if w, _, err := sqlite.Pragmas(ctx, db, "synchronous"); err != nil || w != "2" {
 		t.Errorf("writer's synchronous after an unsynced batch = %q, %v; want 2 (FULL) for every other write", w, err)
 	}
