@@ -49,7 +49,7 @@ func (db *DB) Room(ctx context.Context, roomID string) (*carillon.Room, error) {
 
 // RoomsOfUser lists a user's rooms with unread counts.
 func (db *DB) RoomsOfUser(ctx context.Context, userID string) ([]carillon.Room, error) {
-	// The unread mentions are counted in one pass over the user's
+	// Unread mentions are counted in one pass over the user's unread index
 	// (notifications_user_unread), not once per room.
 	rows, err := db.read.QueryContext(ctx, `WITH mentions AS (
 			SELECT room_id, count(*) AS n FROM notifications WHERE user_id = ?1 AND read = 0 GROUP BY room_id)
