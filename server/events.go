@@ -20,10 +20,13 @@ const (
 	streamWriteWait   = 10 * time.Second
 	replayPage        = 500
 	maxBurst          = 256 // live events written between two flushes
-	// streamLinger is how long a stream waits for more events before
-	// writing the first: in a busy room a stream then writes a few
-	// events per system call instead of one (2,000 streams at 100
-	// messages/s are 200,000 writes a second otherwise).
+	// streamLinger is the least time between two writes of a stream: an
+	// event after a quiet spell goes out at once, and in a busy room a
+	// stream writes the events of the last streamLinger in one system
+	// call instead of one each (2,000 streams at 100 messages/s are
+	// 200,000 writes a second otherwise). Each stream keeps its own
+	// clock, so the streams of a room do not all write at the same
+	// instant after every message.
 	streamLinger = 25 * time.Millisecond
 	// replayLimit bounds what a reconnecting stream replays; a client that
 	// missed more gets a reset and reloads its state.
@@ -288,6 +291,7 @@ func (s *Server) runStream(ctx context.Context, st *stream, events <-chan *caril
 	defer keepAlive.Stop()
 	linger := time.NewTimer(streamLinger)
 	linger.Stop()
+	var lastWrite time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -307,29 +311,29 @@ func (s *Server) runStream(ctx context.Context, st *stream, events <-chan *caril
 			if !st.hasPending() {
 				continue // not this stream's
 			}
-			// Let the events of the next streamLinger join this one: one
-			// write call per stream for a burst, not one per event.
-			linger.Reset(streamLinger)
-		burst:
-			for n := 1; n < maxBurst; n++ {
+			// If the stream wrote less than streamLinger ago, it sleeps
+			// until then: the events published meanwhile queue in its
+			// channel without waking it, and go out with this one in one
+			// write call.
+			if wait := streamLinger - time.Since(lastWrite); wait > 0 {
+				linger.Reset(wait)
 				select {
-				case ev, ok = <-events:
-					if !ok {
-						break burst
-					}
-					if err := st.deliver(ev); err != nil {
-						return
-					}
 				case <-linger.C:
-					break burst
 				case <-ctx.Done():
 					return
 				}
 			}
-			linger.Stop()
+			for n := 1; n < maxBurst && ok && len(events) > 0; n++ {
+				if ev, ok = <-events; ok {
+					if err := st.deliver(ev); err != nil {
+						return
+					}
+				}
+			}
 			if st.flush() != nil || !ok {
 				return
 			}
+			lastWrite = time.Now()
 		}
 	}
 }
