@@ -57,6 +57,8 @@ type Service struct {
 
 	flightMu sync.Mutex
 	flights  map[string]chan struct{} // idempotency keys in flight
+
+	directories directories // mention directories of rooms' member lists
 }
 
 // pending is one message waiting for the writer.
@@ -181,7 +183,7 @@ func (s *Service) Submit(ctx context.Context, p Post) (Accepted, error) {
 		if members, err = s.store.Members(ctx, p.RoomID); err != nil {
 			return Accepted{}, err
 		}
-		dir = directoryOf(members)
+		dir = s.directories.of(p.RoomID, members)
 	}
 	// NUL cannot be stored in every backend nor shown in a page: it is kept
 	// as U+FFFD, the character every renderer shows for it.
@@ -265,14 +267,6 @@ func (s *Service) Submit(ctx context.Context, p Post) (Accepted, error) {
 		return Accepted{}, pd.err
 	}
 	return Accepted{MessageID: msg.MessageID, RoomID: msg.RoomID}, nil
-}
-
-func directoryOf(members []carillon.Membership) *render.Directory {
-	dm := make([]render.Member, len(members))
-	for i, m := range members {
-		dm[i] = render.Member{ID: m.UserID, Alias: m.User.Alias, Email: m.User.Email}
-	}
-	return render.NewDirectory(dm)
 }
 
 // notifications decides who a message notifies (SPEC §2): @All every
