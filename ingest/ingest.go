@@ -25,7 +25,7 @@ import (
 type Config struct {
 	QueueSize     int           // messages waiting for the writer; beyond → 503
 	MaxBatch      int           // messages per transaction
-	TouchInterval time.Duration // how often webhook last-used times are written
+	TouchInterval time.Duration // how often due webhook last-used times are written
 	Now           func() time.Time
 	Logger        *slog.Logger
 	Metrics       *metrics.Metrics // may be nil
@@ -84,10 +84,10 @@ func New(store carillon.Store, broker carillon.Broker, presence carillon.Presenc
 		cfg.MaxBatch = 512
 	}
 	if cfg.TouchInterval <= 0 {
-		// Each flush holds the writer for one UPDATE per webhook used
-		// since the last: often and small keeps that pause short (a 2 s
-		// interval held it ~80 ms at 1,750 webhooks/s).
-		cfg.TouchInterval = 250 * time.Millisecond
+		// Each flush holds the writer for one UPDATE per webhook due:
+		// often and small keeps that pause short (a 2 s interval held it
+		// ~80 ms at 1,750 webhooks/s).
+		cfg.TouchInterval = 100 * time.Millisecond
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -427,14 +427,14 @@ func (s *Service) Run(ctx context.Context) {
 		close(s.toPublish)
 		<-published
 	}()
-	touched := make(map[string]time.Time)
+	touched := newTouchQueue()
 	touch := time.NewTicker(s.cfg.TouchInterval)
 	defer touch.Stop()
 	for {
 		select {
 		case p, ok := <-s.queue:
 			if !ok {
-				s.flushTouches(touched)
+				s.flushTouches(touched, time.Unix(1<<40, 0)) // every one
 				return
 			}
 			batch := []*pending{p}
@@ -452,14 +452,14 @@ func (s *Service) Run(ctx context.Context) {
 			}
 			s.commit(batch, touched)
 		case <-touch.C:
-			s.flushTouches(touched)
+			s.flushTouches(touched, s.cfg.Now().Add(-touchDelay))
 		}
 	}
 }
 
 // commit stores a batch and passes it to the syncer. With a deferred-sync
 // store the batch is not yet durable: the syncer answers it.
-func (s *Service) commit(batch []*pending, touched map[string]time.Time) {
+func (s *Service) commit(batch []*pending, touched *touchQueue) {
 	appends := make([]*carillon.Append, len(batch))
 	for i, p := range batch {
 		appends[i] = &p.append
@@ -473,9 +473,10 @@ func (s *Service) commit(batch []*pending, touched map[string]time.Time) {
 		err = s.store.AppendMessages(context.Background(), appends)
 	}
 	if err == nil {
+		now := s.cfg.Now()
 		for _, a := range appends {
 			if a.Err == nil && a.Message.SenderType == carillon.MemberTypeWebhook {
-				touched[a.Message.SenderID] = a.Message.CreatedAt
+				touched.add(a.Message.SenderID, a.Message.CreatedAt, now)
 			}
 		}
 	}
@@ -573,15 +574,20 @@ func (s *Service) publish(a *carillon.Append) {
 	}
 }
 
-func (s *Service) flushTouches(touched map[string]time.Time) {
-	if len(touched) == 0 {
+// flushTouches writes the last-used times of the webhooks dirty since
+// dirtyBefore or earlier. Those it could not write are tried again later.
+func (s *Service) flushTouches(touched *touchQueue, dirtyBefore time.Time) {
+	due := touched.due(dirtyBefore)
+	if len(due) == 0 {
 		return
 	}
-	if err := s.store.TouchWebhooks(context.Background(), touched); err != nil {
-		s.cfg.Logger.Warn("webhook last-used times not written", "err", err)
-		return
+	if err := s.store.TouchWebhooks(context.Background(), due); err != nil {
+		s.cfg.Logger.Warn("webhook last-used times not written", "webhooks", len(due), "err", err)
+		now := s.cfg.Now()
+		for id, used := range due {
+			touched.add(id, used, now)
+		}
 	}
-	clear(touched)
 }
 
 // Close stops accepting messages, lets the writer commit what is queued,
