@@ -83,7 +83,9 @@ type Presence interface {
 // MessageEvent is the live event of a committed message, the same whether
 // the node that stored it publishes it or a node reads it back.
 func MessageEvent(m *Message) Event {
-	data, _ := json.Marshal(m)
+	// m.JSON(), not m: encoding/json re-scans and compacts what a
+	// MarshalJSON method returns, which cost twice the encoding itself.
+	data, _ := json.Marshal(m.JSON())
 	return Event{Type: EventMessage, RoomID: m.RoomID, Seq: m.Seq, Data: data}
 }
 
