@@ -1,0 +1,97 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/carillon-chat/carillon"
+)
+
+// heldOutput is a streamOutput that hands each write to the test and
+// returns only when the test releases it.
+type heldOutput struct{ writes chan heldWrite }
+
+type heldWrite struct {
+	data    string
+	at      time.Time
+	release chan struct{}
+}
+
+func (o heldOutput) send(p []byte) error {
+	w := heldWrite{data: string(p), at: time.Now(), release: make(chan struct{})}
+	o.writes <- w
+	<-w.release
+	return nil
+}
+
+func (heldOutput) close() {}
+
+func eventIDs(data string) []string {
+	var ids []string
+	for line := range strings.Lines(data) {
+		if id, ok := strings.CutPrefix(line, "id: "); ok {
+			ids = append(ids, strings.TrimSpace(id))
+		}
+	}
+	return ids
+}
+
+func TestStreamWritesQueuedEventsTogetherAtMostOncePerLinger(t *testing.T) {
+	out := heldOutput{writes: make(chan heldWrite)}
+	st := &stream{out: out, user: "u1", rooms: map[string]bool{"r1": true}}
+	events := make(chan *carillon.Event, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{log: slog.New(slog.DiscardHandler)}
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		s.runStream(ctx, st, events, "")
+	}()
+	defer func() {
+		cancel()
+		<-ended
+	}()
+	next := func(what string) heldWrite {
+		t.Helper()
+		select {
+		case w := <-out.writes:
+			return w
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no write %s", what)
+			return heldWrite{}
+		}
+	}
+	message := func(seq int64) *carillon.Event {
+		return &carillon.Event{Type: carillon.EventMessage, RoomID: "r1", Seq: seq, Data: fmt.Appendf(nil, `{"n":%d}`, seq)}
+	}
+
+	close(next("of the connected comment").release)
+	events <- message(1)
+	first := next("of the first event")
+	// Events published while the stream is writing go out together next.
+	for seq := int64(2); seq <= 5; seq++ {
+		events <- message(seq)
+	}
+	close(first.release)
+	second := next("of the queued events")
+	close(second.release)
+	events <- message(6)
+	third := next("after the queued events")
+	close(third.release)
+
+	for _, c := range []struct {
+		w    heldWrite
+		want string
+	}{{first, "1"}, {second, "2 3 4 5"}, {third, "6"}} {
+		if got := strings.Join(eventIDs(c.w.data), " "); got != c.want {
+			t.Errorf("a write held events %q, want %q", got, c.want)
+		}
+	}
+	if gap := third.at.Sub(second.at); gap < streamLinger {
+		t.Errorf("writes %v apart, want at least streamLinger (%v)", gap, streamLinger)
+	}
+}
