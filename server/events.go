@@ -323,17 +323,25 @@ func (s *Server) runStream(ctx context.Context, st *stream, events <-chan *caril
 					return
 				}
 			}
-			for n := 1; n < maxBurst && ok && len(events) > 0; n++ {
+			n := 1
+			for ; n < maxBurst && ok && len(events) > 0; n++ {
 				if ev, ok = <-events; ok {
 					if err := st.deliver(ev); err != nil {
 						return
 					}
 				}
 			}
+			// A write cut at maxBurst leaves a backlog that goes out
+			// without waiting: else a flood would be held to maxBurst
+			// events per streamLinger and the stream dropped as slow.
+			backlog := n == maxBurst && len(events) > 0
 			if st.flush() != nil || !ok {
 				return
 			}
 			lastWrite = time.Now()
+			if backlog {
+				lastWrite = time.Time{}
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,10 +41,13 @@ func eventIDs(data string) []string {
 	return ids
 }
 
-func TestStreamWritesQueuedEventsTogetherAtMostOncePerLinger(t *testing.T) {
+// heldStream runs a live-only stream on a heldOutput. next returns the
+// stream's next write; the stream waits in it until the write is released.
+func heldStream(t *testing.T, queue int) (events chan *carillon.Event, next func(what string) heldWrite) {
+	t.Helper()
 	out := heldOutput{writes: make(chan heldWrite)}
 	st := &stream{out: out, user: "u1", rooms: map[string]bool{"r1": true}}
-	events := make(chan *carillon.Event, 16)
+	events = make(chan *carillon.Event, queue)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{log: slog.New(slog.DiscardHandler)}
 	ended := make(chan struct{})
@@ -51,11 +55,18 @@ func TestStreamWritesQueuedEventsTogetherAtMostOncePerLinger(t *testing.T) {
 		defer close(ended)
 		s.runStream(ctx, st, events, "")
 	}()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
-		<-ended
-	}()
-	next := func(what string) heldWrite {
+		for {
+			select {
+			case w := <-out.writes:
+				close(w.release)
+			case <-ended:
+				return
+			}
+		}
+	})
+	next = func(what string) heldWrite {
 		t.Helper()
 		select {
 		case w := <-out.writes:
@@ -65,21 +76,26 @@ func TestStreamWritesQueuedEventsTogetherAtMostOncePerLinger(t *testing.T) {
 			return heldWrite{}
 		}
 	}
-	message := func(seq int64) *carillon.Event {
-		return &carillon.Event{Type: carillon.EventMessage, RoomID: "r1", Seq: seq, Data: fmt.Appendf(nil, `{"n":%d}`, seq)}
-	}
-
 	close(next("of the connected comment").release)
-	events <- message(1)
+	return events, next
+}
+
+func messageEvent(seq int64) *carillon.Event {
+	return &carillon.Event{Type: carillon.EventMessage, RoomID: "r1", Seq: seq, Data: fmt.Appendf(nil, `{"n":%d}`, seq)}
+}
+
+func TestStreamWritesQueuedEventsTogetherAtMostOncePerLinger(t *testing.T) {
+	events, next := heldStream(t, 16)
+	events <- messageEvent(1)
 	first := next("of the first event")
 	// Events published while the stream is writing go out together next.
 	for seq := int64(2); seq <= 5; seq++ {
-		events <- message(seq)
+		events <- messageEvent(seq)
 	}
 	close(first.release)
 	second := next("of the queued events")
 	close(second.release)
-	events <- message(6)
+	events <- messageEvent(6)
 	third := next("after the queued events")
 	close(third.release)
 
@@ -93,5 +109,33 @@ func TestStreamWritesQueuedEventsTogetherAtMostOncePerLinger(t *testing.T) {
 	}
 	if gap := third.at.Sub(second.at); gap < streamLinger {
 		t.Errorf("writes %v apart, want at least streamLinger (%v)", gap, streamLinger)
+	}
+}
+
+func TestStreamWritesABacklogInBurstsInOrder(t *testing.T) {
+	const queued = 2*maxBurst + 10
+	events, next := heldStream(t, queued)
+	events <- messageEvent(1)
+	first := next("of the first event")
+	for seq := int64(2); seq <= 1+queued; seq++ {
+		events <- messageEvent(seq)
+	}
+	close(first.release)
+	var sizes []int
+	want := int64(2)
+	for want <= 1+queued {
+		w := next(fmt.Sprintf("holding event %d", want))
+		close(w.release)
+		ids := eventIDs(w.data)
+		sizes = append(sizes, len(ids))
+		for _, id := range ids {
+			if id != fmt.Sprint(want) {
+				t.Fatalf("event %s written where %d was due (writes of %v events)", id, want, sizes)
+			}
+			want++
+		}
+	}
+	if !slices.Equal(sizes, []int{maxBurst, maxBurst, 10}) {
+		t.Errorf("the backlog went out in writes of %v events, want %v", sizes, []int{maxBurst, maxBurst, 10})
 	}
 }
