@@ -40,6 +40,10 @@ type Event struct {
 	Joined, Left string
 	// Data is the event's JSON, serialized once for every stream.
 	Data []byte
+	// Batch, when not nil, stands for Data: several events of Type, each
+	// written as an event of its own, in order (presence changes announced
+	// together go to their recipients in one publish).
+	Batch [][]byte
 }
 
 // Event types (SPEC §4).

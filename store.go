@@ -142,9 +142,6 @@ type NotificationStore interface {
 	MarkNotificationsRead(ctx context.Context, userID string, ids []string, all bool) error
 	// RoomIDsOfUser lists the live rooms a user belongs to.
 	RoomIDsOfUser(ctx context.Context, userID string) ([]string, error)
-	// RoomMates lists the users who share at least one live room with
-	// userID (userID included).
-	RoomMates(ctx context.Context, userID string) ([]string, error)
 	// Replay returns, in commit order, the messages of the user's rooms and
 	// the user's notifications committed after position after, at most
 	// limit of them; see ReplayItem. With userID "" it returns those of

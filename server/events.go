@@ -368,6 +368,14 @@ func (st *stream) deliver(ev *carillon.Event) error {
 		}
 		id = eventID(ev.Seq, ev.Type == carillon.EventNotification)
 	}
+	if ev.Batch != nil {
+		for _, data := range ev.Batch {
+			if err := st.write(id, ev.Type, data); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	return st.write(id, ev.Type, ev.Data)
 }
 

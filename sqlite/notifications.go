@@ -86,15 +86,6 @@ func (db *DB) RoomIDsOfUser(ctx context.Context, userID string) ([]string, error
 		WHERE ms.user_id = ? AND r.deleted_at IS NULL`, userID)
 }
 
-// RoomMates lists the users sharing a live room with userID.
-func (db *DB) RoomMates(ctx context.Context, userID string) ([]string, error) {
-	return db.strings(ctx, `SELECT DISTINCT other.user_id
-		FROM memberships mine
-		JOIN rooms r ON r.room_id = mine.room_id AND r.deleted_at IS NULL
-		JOIN memberships other ON other.room_id = mine.room_id
-		WHERE mine.user_id = ?`, userID)
-}
-
 func (db *DB) strings(ctx context.Context, query string, args ...any) ([]string, error) {
 	rows, err := db.read.QueryContext(ctx, query, args...)
 	if err != nil {
