@@ -79,6 +79,15 @@ func TestBrokerAcrossNodes(t *testing.T) {
 	if got := receive(t, onA); !reflect.DeepEqual(got, want) {
 		t.Fatalf("node a's own subscriber got %+v, want %+v", got, want)
 	}
+
+	batch := carillon.Event{Type: carillon.EventPresence, UserIDs: []string{"u1"},
+		Batch: [][]byte{[]byte(`{"MemberId":"u1","Present":true}`), []byte(`{"MemberId":"u2","Present":false}`)}}
+	if err := a.Publish(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if got := receive(t, onB); !reflect.DeepEqual(got, batch) {
+		t.Fatalf("node b got %+v, want the batch %+v", got, batch)
+	}
 }
 
 func TestBrokerOrderPerPublisher(t *testing.T) {
