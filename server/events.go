@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -20,14 +21,16 @@ const (
 	streamWriteWait   = 10 * time.Second
 	replayPage        = 500
 	maxBurst          = 256 // live events written between two flushes
-	// streamLinger is the least time between two writes of a stream: an
-	// event after a quiet spell goes out at once, and in a busy room a
-	// stream writes the events of the last streamLinger in one system
-	// call instead of one each (2,000 streams at 100 messages/s are
-	// 200,000 writes a second otherwise). Each stream keeps its own
-	// clock, so the streams of a room do not all write at the same
-	// instant after every message.
+	// streamLinger is the mean least time between two writes of a
+	// stream: an event after a quiet spell goes out at once, and in a
+	// busy room a stream writes the events of the last streamLinger in
+	// one system call instead of one each (2,000 streams at 100
+	// messages/s are 200,000 writes a second otherwise). After each
+	// write a stream draws its linger from streamLinger ± lingerSpread,
+	// so the streams of a room, which all write the first event after a
+	// quiet spell at the same instant, do not go on waking all together.
 	streamLinger = 25 * time.Millisecond
+	lingerSpread = streamLinger / 5
 	// replayLimit bounds what a reconnecting stream replays; a client that
 	// missed more gets a reset and reloads its state.
 	replayLimit = 20000
@@ -291,7 +294,6 @@ func (s *Server) runStream(ctx context.Context, st *stream, events <-chan *caril
 	defer keepAlive.Stop()
 	linger := time.NewTimer(streamLinger)
 	linger.Stop()
-	var lastWrite time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -301,6 +303,7 @@ func (s *Server) runStream(ctx context.Context, st *stream, events <-chan *caril
 			if st.flush() != nil {
 				return
 			}
+			continue
 		case ev, ok := <-events:
 			if !ok {
 				return // dropped as too slow, or shutting down
@@ -311,37 +314,36 @@ func (s *Server) runStream(ctx context.Context, st *stream, events <-chan *caril
 			if !st.hasPending() {
 				continue // not this stream's
 			}
-			// If the stream wrote less than streamLinger ago, it sleeps
-			// until then: the events published meanwhile queue in its
-			// channel without waking it, and go out with this one in one
-			// write call.
-			if wait := streamLinger - time.Since(lastWrite); wait > 0 {
-				linger.Reset(wait)
-				select {
-				case <-linger.C:
-				case <-ctx.Done():
+		}
+		// Write this event with whatever else is queued, up to maxBurst.
+		ok := true
+		n := 1
+		for ; n < maxBurst && ok && len(events) > 0; n++ {
+			var ev *carillon.Event
+			if ev, ok = <-events; ok {
+				if err := st.deliver(ev); err != nil {
 					return
 				}
 			}
-			n := 1
-			for ; n < maxBurst && ok && len(events) > 0; n++ {
-				if ev, ok = <-events; ok {
-					if err := st.deliver(ev); err != nil {
-						return
-					}
-				}
-			}
-			// A write cut at maxBurst leaves a backlog that goes out
-			// without waiting: else a flood would be held to maxBurst
-			// events per streamLinger and the stream dropped as slow.
-			backlog := n == maxBurst && len(events) > 0
-			if st.flush() != nil || !ok {
-				return
-			}
-			lastWrite = time.Now()
-			if backlog {
-				lastWrite = time.Time{}
-			}
+		}
+		if st.flush() != nil || !ok {
+			return
+		}
+		// A write cut at maxBurst leaves a backlog that goes out without
+		// waiting: else a flood would be held to maxBurst events per
+		// streamLinger and the stream dropped as slow.
+		if n == maxBurst && len(events) > 0 {
+			continue
+		}
+		// Then the stream sleeps out its linger, the events published
+		// meanwhile queuing in its channel without waking it: a publish
+		// to a room of 2,000 streams would otherwise make 2,000
+		// goroutines runnable at once, ahead of everything else.
+		linger.Reset(streamLinger - lingerSpread + rand.N(2*lingerSpread))
+		select {
+		case <-linger.C:
+		case <-ctx.Done():
+			return
 		}
 	}
 }
