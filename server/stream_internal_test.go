@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -137,5 +139,49 @@ func TestStreamWritesABacklogInBurstsInOrder(t *testing.T) {
 	}
 	if !slices.Equal(sizes, []int{maxBurst, maxBurst, 10}) {
 		t.Errorf("the backlog went out in writes of %v events, want %v", sizes, []int{maxBurst, maxBurst, 10})
+	}
+}
+
+// deadlineConn is a net.Conn that records the write deadlines set on it.
+type deadlineConn struct {
+	net.Conn
+	deadlines []time.Time
+}
+
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	c.deadlines = append(c.deadlines, t)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func TestConnOutputMovesTheWriteDeadlineOnlyWhenHalfIsUsedUp(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	go io.Copy(io.Discard, client)
+	conn := &deadlineConn{Conn: server}
+	out := &connOutput{conn: conn}
+	defer out.close()
+
+	send := func() {
+		t.Helper()
+		if err := out.send([]byte("data: x\n\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send() // no deadline yet: one is set
+	for range 10 {
+		send()
+	}
+	if len(conn.deadlines) != 1 {
+		t.Fatalf("%d deadlines set for 11 quick writes, want 1", len(conn.deadlines))
+	}
+	if left := time.Until(conn.deadlines[0]); left < streamWriteWait-time.Second || left > streamWriteWait {
+		t.Fatalf("deadline %v ahead, want about %v", left, streamWriteWait)
+	}
+
+	// With less than half the wait left, the next write moves it.
+	out.deadline = time.Now().Add(streamWriteWait/2 - time.Second)
+	send()
+	if len(conn.deadlines) != 2 || time.Until(conn.deadlines[1]) < streamWriteWait-time.Second {
+		t.Fatalf("deadlines %v: want a second one a whole wait ahead", conn.deadlines)
 	}
 }
