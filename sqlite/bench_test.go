@@ -40,13 +40,24 @@ func benchBatch(w *carillon.Webhook, n int) []*carillon.Append {
 // BenchmarkAppendMessages measures durable commits (fsync each) of batches
 // of messages; ns/op is per message.
 func BenchmarkAppendMessages(b *testing.B) {
-	for _, size := range []int{1, 16, 128} {
+	benchAppend(b, (*sqlite.DB).AppendMessages)
+}
+
+// BenchmarkAppendMessagesUnsynced measures the commits of the ingest
+// writer, whose fsync runs beside it; ns/op is per message. The gap
+// between batch sizes is the fixed cost of a commit (docs/performance.md).
+func BenchmarkAppendMessagesUnsynced(b *testing.B) {
+	benchAppend(b, (*sqlite.DB).AppendMessagesUnsynced)
+}
+
+func benchAppend(b *testing.B, appendBatch func(*sqlite.DB, context.Context, []*carillon.Append) error) {
+	for _, size := range []int{1, 4, 16, 128} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			db, w := benchRoom(b)
 			ctx := context.Background()
 			b.ResetTimer()
 			for i := 0; i < b.N; i += size {
-				if err := db.AppendMessages(ctx, benchBatch(w, size)); err != nil {
+				if err := appendBatch(db, ctx, benchBatch(w, size)); err != nil {
 					b.Fatal(err)
 				}
 			}
