@@ -59,6 +59,10 @@ type Service struct {
 	flights  map[string]chan struct{} // idempotency keys in flight
 
 	directories directories // mention directories of rooms' member lists
+
+	// touched holds the webhook last-used times of durable messages, for
+	// the writer to write in small, regular flushes.
+	touched *touchQueue
 }
 
 // pending is one message waiting for the writer.
@@ -103,6 +107,7 @@ func New(store carillon.Store, broker carillon.Broker, presence carillon.Presenc
 		toPublish: make(chan []*carillon.Append, 256),
 		stopped:   make(chan struct{}),
 		flights:   make(map[string]chan struct{}),
+		touched:   newTouchQueue(),
 	}
 	var syncCommitted func() error
 	if deferred != nil {
@@ -424,17 +429,16 @@ func (s *Service) Run(ctx context.Context) {
 	defer func() {
 		s.durable.close()
 		syncers.Wait()
+		s.flushTouches(time.Unix(1<<40, 0)) // every one, now all are answered
 		close(s.toPublish)
 		<-published
 	}()
-	touched := newTouchQueue()
 	touch := time.NewTicker(s.cfg.TouchInterval)
 	defer touch.Stop()
 	for {
 		select {
 		case p, ok := <-s.queue:
 			if !ok {
-				s.flushTouches(touched, time.Unix(1<<40, 0)) // every one
 				return
 			}
 			batch := []*pending{p}
@@ -450,16 +454,16 @@ func (s *Service) Run(ctx context.Context) {
 					break drain
 				}
 			}
-			s.commit(batch, touched)
+			s.commit(batch)
 		case <-touch.C:
-			s.flushTouches(touched, s.cfg.Now().Add(-touchDelay))
+			s.flushTouches(s.cfg.Now().Add(-touchDelay))
 		}
 	}
 }
 
 // commit stores a batch and passes it to the syncer. With a deferred-sync
 // store the batch is not yet durable: the syncer answers it.
-func (s *Service) commit(batch []*pending, touched *touchQueue) {
+func (s *Service) commit(batch []*pending) {
 	appends := make([]*carillon.Append, len(batch))
 	for i, p := range batch {
 		appends[i] = &p.append
@@ -471,14 +475,6 @@ func (s *Service) commit(batch []*pending, touched *touchQueue) {
 		err = s.deferred.AppendMessagesUnsynced(context.Background(), appends)
 	} else {
 		err = s.store.AppendMessages(context.Background(), appends)
-	}
-	if err == nil {
-		now := s.cfg.Now()
-		for _, a := range appends {
-			if a.Err == nil && a.Message.SenderType == carillon.MemberTypeWebhook {
-				touched.add(a.Message.SenderID, a.Message.CreatedAt, now)
-			}
-		}
 	}
 	s.durable.add(committedBatch{batch: batch, err: err})
 }
@@ -499,6 +495,7 @@ func (s *Service) answer(b committedBatch, syncErr error) {
 		err = unavailable("The message could not be stored. Retry after the number of seconds in Retry-After.", 2*time.Second)
 	}
 	var stored []*carillon.Append
+	now := s.cfg.Now()
 	for _, p := range b.batch {
 		p.err = err
 		if err == nil {
@@ -506,6 +503,11 @@ func (s *Service) answer(b committedBatch, syncErr error) {
 		}
 		if p.err == nil {
 			stored = append(stored, &p.append)
+			// Only a durable message uses its webhook: one whose sync
+			// failed may be lost, and its sender is told to retry.
+			if m := p.append.Message; m.SenderType == carillon.MemberTypeWebhook {
+				s.touched.add(m.SenderID, m.CreatedAt, now)
+			}
 		}
 		close(p.done)
 	}
@@ -576,8 +578,8 @@ func (s *Service) publish(a *carillon.Append) {
 
 // flushTouches writes the last-used times of the webhooks dirty since
 // dirtyBefore or earlier. Those it could not write are tried again later.
-func (s *Service) flushTouches(touched *touchQueue, dirtyBefore time.Time) {
-	due := touched.due(dirtyBefore)
+func (s *Service) flushTouches(dirtyBefore time.Time) {
+	due := s.touched.due(dirtyBefore)
 	if len(due) == 0 {
 		return
 	}
@@ -585,7 +587,7 @@ func (s *Service) flushTouches(touched *touchQueue, dirtyBefore time.Time) {
 		s.cfg.Logger.Warn("webhook last-used times not written", "webhooks", len(due), "err", err)
 		now := s.cfg.Now()
 		for id, used := range due {
-			touched.add(id, used, now)
+			s.touched.add(id, used, now)
 		}
 	}
 }

@@ -1,6 +1,9 @@
 package ingest
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // touchQueue holds the webhook last-used times not yet written. A webhook's
 // time is written touchDelay after its first unwritten use, together with
@@ -11,7 +14,11 @@ import "time"
 // Writing every use instead cost one UPDATE per webhook message, in a
 // flush that held the writer for ~25 ms every 250 ms at 6,600 messages/s
 // (10 % of throughput and most of p99 in docs/performance.md).
+//
+// Uses are added as messages are answered and taken by the writer's
+// flushes, on other goroutines: mu guards the queue.
 type touchQueue struct {
+	mu     sync.Mutex
 	newest map[string]time.Time // webhook id → its newest unwritten use
 	order  []dirtyWebhook       // those webhooks, in the order they became dirty
 }
@@ -30,6 +37,8 @@ func newTouchQueue() *touchQueue {
 
 // add records a use of webhook id at used, seen at now.
 func (q *touchQueue) add(id string, used, now time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	prev, dirty := q.newest[id]
 	if !dirty {
 		q.order = append(q.order, dirtyWebhook{id, now})
@@ -42,6 +51,8 @@ func (q *touchQueue) add(id string, used, now time.Time) {
 // due takes the times of the webhooks dirty since dirtyBefore or earlier
 // (the zero time: none; a time far ahead: all).
 func (q *touchQueue) due(dirtyBefore time.Time) map[string]time.Time {
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	n := 0
 	for n < len(q.order) && !q.order[n].since.After(dirtyBefore) {
 		n++
