@@ -50,16 +50,18 @@ func (db *DB) Room(ctx context.Context, roomID string) (*carillon.Room, error) {
 // RoomsOfUser lists a user's rooms with unread counts.
 func (db *DB) RoomsOfUser(ctx context.Context, userID string) ([]carillon.Room, error) {
 	// Unread mentions are counted in one pass over the user's unread index
-	// (notifications_user_unread), not once per room.
+	// (notifications_user_unread), not once per room. Like pages, the
+	// counts leave out messages not yet synced (visibleSeq).
 	rows, err := db.read.QueryContext(ctx, `WITH mentions AS (
-			SELECT room_id, count(*) AS n FROM notifications WHERE user_id = ?1 AND read = 0 GROUP BY room_id)
+			SELECT room_id, count(*) AS n FROM notifications WHERE user_id = ?1 AND read = 0 AND message_seq <= ?2 GROUP BY room_id)
 		SELECT r.room_id, r.name, r.created_by, r.created_at,
-			(SELECT count(*) FROM messages m WHERE m.room_id = r.room_id AND m.seq > ms.last_read_seq AND m.sender_id <> ms.user_id),
+			(SELECT count(*) FROM messages m WHERE m.room_id = r.room_id AND m.seq > ms.last_read_seq AND m.seq <= ?2
+				AND m.sender_id <> ms.user_id),
 			coalesce(mentions.n, 0)
 		FROM memberships ms JOIN rooms r ON r.room_id = ms.room_id
 			LEFT JOIN mentions ON mentions.room_id = r.room_id
 		WHERE ms.user_id = ?1 AND r.deleted_at IS NULL
-		ORDER BY r.name, r.room_id`, userID)
+		ORDER BY r.name, r.room_id`, userID, db.visibleSeq.Load())
 	if err != nil {
 		return nil, classify(err)
 	}

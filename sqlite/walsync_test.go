@@ -24,8 +24,19 @@ func TestAppendMessagesUnsynced(t *testing.T) {
 	db := open(t, dir)
 	roomID, msg := roomWithMember(t, db)
 
+	// A second member, mentioned in the second message, sees both as unread.
+	reader := &carillon.User{UserID: uuid.NewString(), Email: "b@example.test", Alias: "b", FullName: "B", Active: true, CreatedAt: time.Now()}
+	if err := db.CreateUser(ctx, reader, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AddMember(ctx, &carillon.Membership{RoomID: roomID, UserID: reader.UserID, Role: carillon.RoleMember, CreatedAt: time.Now()}, reader.UserID); err != nil {
+		t.Fatal(err)
+	}
+
 	var deferred carillon.DeferredSyncAppender = db
 	batch := []*carillon.Append{msg("one"), msg("two")}
+	batch[1].Notifications = []*carillon.Notification{{NotificationID: uuid.NewString(), UserID: reader.UserID,
+		MessageID: batch[1].Message.MessageID, RoomID: roomID, Reason: "Direct", CreatedAt: time.Now()}}
 	if err := deferred.AppendMessagesUnsynced(ctx, batch); err != nil {
 		t.Fatalf("AppendMessagesUnsynced: %v", err)
 	}
@@ -34,22 +45,28 @@ func TestAppendMessagesUnsynced(t *testing.T) {
 			t.Fatalf("entry %q: Err %v, Seq %d", a.Message.Content, a.Err, a.Message.Seq)
 		}
 	}
-	visible := func(when string, want int) {
+	// visible checks what readers see: messages messages, of which mentions
+	// mention the reader.
+	visible := func(when string, messages, mentions int) {
 		t.Helper()
 		for _, q := range []carillon.MessageQuery{{Ascending: true, Limit: 10}, {Limit: 10}} {
-			if got, err := db.Messages(ctx, roomID, q); err != nil || len(got) != want {
-				t.Errorf("Messages %+v %s = %d, %v; want %d", q, when, len(got), err, want)
+			if got, err := db.Messages(ctx, roomID, q); err != nil || len(got) != messages {
+				t.Errorf("Messages %+v %s = %d, %v; want %d", q, when, len(got), err, messages)
 			}
 		}
-		if got, err := db.Replay(ctx, "", carillon.EventPosition{}, 10); err != nil || len(got) != want {
-			t.Errorf("Replay %s = %d items, %v; want %d", when, len(got), err, want)
+		if got, err := db.Replay(ctx, "", carillon.EventPosition{}, 10); err != nil || len(got) != messages+mentions {
+			t.Errorf("Replay %s = %d items, %v; want %d messages and %d notifications", when, len(got), err, messages, mentions)
+		}
+		rooms, err := db.RoomsOfUser(ctx, reader.UserID)
+		if err != nil || len(rooms) != 1 || rooms[0].UnreadCount != messages || rooms[0].MentionCount != mentions {
+			t.Errorf("RoomsOfUser %s = %+v, %v; want %d unread, %d mentions", when, rooms, err, messages, mentions)
 		}
 	}
-	visible("before the sync", 0)
+	visible("before the sync", 0, 0)
 	if err := deferred.SyncCommitted(); err != nil {
 		t.Fatalf("SyncCommitted: %v", err)
 	}
-	visible("after the sync", 2)
+	visible("after the sync", 2, 1)
 	if w, _, err := sqlite.Pragmas(ctx, db, "synchronous"); err != nil || w != "2" {
 		t.Errorf("writer's synchronous after an unsynced batch = %q, %v; want 2 (FULL) for every other write", w, err)
 	}
