@@ -47,6 +47,7 @@ func (c *serveCmd) Run() error {
 	}
 	log := slog.New(handler)
 	slog.SetDefault(log)
+	addSpareProcs(c.Database == "")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := app.Run(ctx, app.Config{
