@@ -98,7 +98,10 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("read %s: %w", path, classify(err))
 	}
-	n := max(4, runtime.GOMAXPROCS(0)*2)
+	// By CPUs, not GOMAXPROCS, which `carillon serve` raises beyond them
+	// (cmd/carillon/procs.go): each connection maps the file on its own,
+	// and its mapped pages count in the process's resident memory again.
+	n := max(4, runtime.NumCPU()*2)
 	db.read.SetMaxOpenConns(n)
 	db.read.SetMaxIdleConns(n)
 	db.readStmts = newStmtCache(db.read)
