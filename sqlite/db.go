@@ -98,10 +98,11 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("read %s: %w", path, classify(err))
 	}
-	// By CPUs, not GOMAXPROCS, which `carillon serve` raises beyond them
-	// (cmd/carillon/procs.go): each connection maps the file on its own,
-	// and its mapped pages count in the process's resident memory again.
-	n := max(4, runtime.NumCPU()*2)
+	// Two per CPU, counting no more CPUs than Ps (a CPU quota lowers
+	// GOMAXPROCS) nor Ps beyond the CPUs (`carillon serve` adds spare
+	// ones, cmd/carillon/procs.go): each connection maps the file on its
+	// own, and its mapped pages count in resident memory once per mapping.
+	n := max(4, min(runtime.NumCPU(), runtime.GOMAXPROCS(0))*2)
 	db.read.SetMaxOpenConns(n)
 	db.read.SetMaxIdleConns(n)
 	db.readStmts = newStmtCache(db.read)

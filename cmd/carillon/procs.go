@@ -19,7 +19,8 @@ import (
 const spareProcs = 2
 
 // addSpareProcs raises GOMAXPROCS by spareProcs for the embedded store,
-// unless the GOMAXPROCS environment variable chose a value.
+// unless the GOMAXPROCS environment variable chose a value. Once set, it
+// no longer follows later changes of the process's CPU limit.
 func addSpareProcs(embedded bool) {
 	if !embedded || os.Getenv("GOMAXPROCS") != "" {
 		return
