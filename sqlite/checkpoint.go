@@ -45,6 +45,9 @@ func (db *DB) runCheckpointer(ctx context.Context, done chan<- struct{}) {
 		select {
 		case <-ctx.Done():
 			return
+		case d := <-db.newInterval:
+			tick.Reset(d)
+			continue
 		case <-tick.C:
 		}
 		frames, err := db.checkpoint(ctx, "PASSIVE")

@@ -39,7 +39,8 @@ type DB struct {
 	ckpt  *sql.DB // the checkpointer's connection; see checkpoint.go
 
 	stopCheckpointer func()
-	walRestartFrames atomic.Int64 // WAL size that makes the checkpointer restart it
+	walRestartFrames atomic.Int64       // WAL size that makes the checkpointer restart it
+	newInterval      chan time.Duration // a new time between checkpointer passes (tests)
 
 	readStmts, writeStmts *stmtCache
 
@@ -61,7 +62,7 @@ var _ carillon.Store = (*DB)(nil)
 // pending migrations.
 func Open(ctx context.Context, dataDir string) (*DB, error) {
 	path := filepath.Join(dataDir, FileName)
-	db := &DB{path: path, wal: walFile{path: path + "-wal"}}
+	db := &DB{path: path, wal: walFile{path: path + "-wal"}, newInterval: make(chan time.Duration)}
 	db.walRestartFrames.Store(defaultWALRestartFrames)
 	var err error
 	// _txlock=immediate: a write transaction takes the write lock at BEGIN,

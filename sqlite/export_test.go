@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"os"
+	"time"
 )
 
 // Pragmas returns the value of a pragma as the writer connection and a
@@ -20,6 +21,10 @@ func Pragmas(ctx context.Context, db *DB, name string) (write, read string, err 
 // SetWALRestartFrames changes the WAL size, in frames, at which the
 // checkpointer makes the WAL start over.
 func SetWALRestartFrames(db *DB, frames int64) { db.walRestartFrames.Store(frames) }
+
+// SetCheckpointInterval changes the time between the checkpointer's
+// passes; the next pass is d from now.
+func SetCheckpointInterval(db *DB, d time.Duration) { db.newInterval <- d }
 
 // HoldWALSnapshot keeps a read transaction open on a connection of its own
 // until release is called. While it is open SQLite cannot start the WAL
