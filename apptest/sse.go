@@ -3,6 +3,7 @@ package apptest
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -25,6 +26,17 @@ type Stream struct {
 // when it is not empty. It returns once the server has answered.
 func (in *Instance) OpenStream(t testing.TB, token, lastEventID string) *Stream {
 	t.Helper()
+	s, err := in.TryOpenStream(token, lastEventID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// TryOpenStream is OpenStream for a goroutine other than the test's: it
+// returns what went wrong, and the caller closes the stream.
+func (in *Instance) TryOpenStream(token, lastEventID string) (*Stream, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", in.URL+"/api/v1/events", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -36,11 +48,12 @@ func (in *Instance) OpenStream(t testing.TB, token, lastEventID string) *Stream 
 	resp, err := (&http.Client{Transport: in.Client.Transport}).Do(req)
 	if err != nil {
 		cancel()
-		t.Fatalf("open event stream: %v", err)
+		return nil, fmt.Errorf("open event stream: %w", err)
 	}
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		resp.Body.Close()
 		cancel()
-		t.Fatalf("event stream: status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+		return nil, fmt.Errorf("event stream: status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	s := &Stream{events: make(chan Event, 1024), cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -68,8 +81,7 @@ func (in *Instance) OpenStream(t testing.TB, token, lastEventID string) *Stream 
 			}
 		}
 	}()
-	t.Cleanup(s.Close)
-	return s
+	return s, nil
 }
 
 // Next returns the next event of one of the given types (any type when
