@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -37,6 +38,12 @@ type DB struct {
 	path  string
 	wal   walFile // fsynced by SyncCommitted
 	ckpt  *sql.DB // the checkpointer's connection; see checkpoint.go
+
+	// file is the database file, fsynced by the checkpointer before it
+	// rewinds the WAL. It stays open until every SQLite connection is
+	// closed: closing a descriptor drops all of the process's POSIX locks
+	// on the file, SQLite's included.
+	file *os.File
 
 	stopCheckpointer func()
 	walRestartFrames atomic.Int64       // WAL size that makes the checkpointer restart it
@@ -107,6 +114,10 @@ func Open(ctx context.Context, dataDir string) (*DB, error) {
 	db.read.SetMaxOpenConns(n)
 	db.read.SetMaxIdleConns(n)
 	db.readStmts = newStmtCache(db.read)
+	if db.file, err = os.Open(path); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	if err := db.openCheckpointer(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -166,7 +177,11 @@ func (db *DB) Close() error {
 	db.readStmts.close()
 	db.writeStmts.close()
 	defer db.wal.close()
-	return errors.Join(db.read.Close(), db.write.Close())
+	err := errors.Join(db.read.Close(), db.write.Close())
+	if db.file != nil {
+		db.file.Close()
+	}
+	return err
 }
 
 // Ping checks that the database can be written: it commits a one-row

@@ -170,3 +170,33 @@ func TestFailedSyncIsFinal(t *testing.T) {
 		t.Error("SyncFailure is nil after a failed sync")
 	}
 }
+
+// TestCloseReleasesTheDatabaseFiles: Close leaves no descriptor of the
+// database, its WAL or its -shm open. The store's own descriptor of the
+// database file, for the checkpointer's fsync, has to outlive SQLite's
+// connections (closing it drops the process's locks on the file) but not
+// the store.
+func TestCloseReleasesTheDatabaseFiles(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sqlite.Open(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roomWithMember(t, db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd on this system")
+	}
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err == nil && strings.HasPrefix(target, dir+string(filepath.Separator)) {
+			t.Errorf("descriptor %s of %s is still open after Close", fd.Name(), target)
+		}
+	}
+}
