@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"syscall"
 
 	"github.com/carillon-chat/carillon"
 )
@@ -105,14 +104,7 @@ func (w *walFile) failed() error {
 func (w *walFile) sync() error {
 	f, err := w.current()
 	if err == nil {
-		// Through the file's own handle, so that a Close by a sync that
-		// found a newer file waits for this one.
-		var rc syscall.RawConn
-		if rc, err = f.SyscallConn(); err == nil {
-			if cerr := rc.Control(func(fd uintptr) { err = syncData(fd) }); cerr != nil {
-				err = cerr
-			}
-		}
+		err = syncFileData(f)
 	}
 	if err != nil {
 		w.mu.Lock()
@@ -120,6 +112,19 @@ func (w *walFile) sync() error {
 			w.err = err
 		}
 		w.mu.Unlock()
+	}
+	return err
+}
+
+// syncFileData flushes f's data through the file's own handle, so that a
+// Close of f waits for the sync.
+func syncFileData(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	if cerr := rc.Control(func(fd uintptr) { err = syncData(fd) }); cerr != nil {
+		return cerr
 	}
 	return err
 }
