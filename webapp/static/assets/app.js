@@ -1331,6 +1331,9 @@ function confirmDialog({ title, text, ok }) {
   els['confirm-title'].textContent = title;
   els['confirm-text'].textContent = text;
   els['confirm-ok'].textContent = ok || 'OK';
+  // The close event of the last question is dispatched after the dialog
+  // closed: asked again before it arrives, answer the last one here.
+  confirmResolve?.(d.returnValue === 'ok');
   d.returnValue = '';
   d.showModal();
   return new Promise((resolve) => {
@@ -1370,6 +1373,7 @@ function wireStaticHandlers() {
     if (e.target === els['notif-dialog']) els['notif-dialog'].close(); // a click on the backdrop
   });
   els['confirm-dialog'].addEventListener('close', () => {
+    if (els['confirm-dialog'].open) return; // the last question's, answered when this one opened
     const r = confirmResolve;
     confirmResolve = null;
     r?.(els['confirm-dialog'].returnValue === 'ok');
