@@ -181,7 +181,16 @@ func Run(ctx context.Context, cfg Config) error {
 	go announcePresence(bg, store, tracker, broker, log)
 
 	meters := metrics.New()
-	writer := ingest.New(store, broker, tracker, webhookLimiter, userLimiter, ingest.Config{Logger: log, Metrics: meters})
+	ingestCfg := ingest.Config{Logger: log, Metrics: meters}
+	if cfg.Database == "" {
+		// This process serves every read of the embedded database and
+		// shows unwritten last-used times from memory: they can wait
+		// long, so a webhook costs one UPDATE a minute, not one per post.
+		// A crash loses at most that minute of last-used times, never a
+		// message.
+		ingestCfg.TouchDelay = time.Minute
+	}
+	writer := ingest.New(store, broker, tracker, webhookLimiter, userLimiter, ingestCfg)
 	go writer.Run(bg)
 
 	srv := server.New(server.Config{Store: store, Ingest: writer, Key: key, PublicURL: publicURL, Logger: log,

@@ -38,3 +38,37 @@ func TestTouchQueueWritesEachWebhookOncePerDelay(t *testing.T) {
 		t.Fatalf("queue not empty after taking all: %v %v", q.newest, q.order)
 	}
 }
+
+func TestTouchQueueShowsUsesUntilWritten(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	q := newTouchQueue()
+	if _, ok := q.latest("A"); ok {
+		t.Fatal("a webhook never used has an unwritten use")
+	}
+	q.add("A", t0, t0)
+	if got, ok := q.latest("A"); !ok || !got.Equal(t0) {
+		t.Fatalf("latest(A) = %v, %v; want %v", got, ok, t0)
+	}
+
+	// Taken by a flush: still shown while the flush writes it, and a use
+	// meanwhile is shown if newer.
+	q.due(t0)
+	if got, ok := q.latest("A"); !ok || !got.Equal(t0) {
+		t.Fatalf("latest(A) during its flush = %v, %v; want %v", got, ok, t0)
+	}
+	q.add("A", t0.Add(time.Second), t0.Add(time.Second))
+	if got, ok := q.latest("A"); !ok || !got.Equal(t0.Add(time.Second)) {
+		t.Fatalf("latest(A) after a use during its flush = %v, %v; want %v", got, ok, t0.Add(time.Second))
+	}
+	q.written()
+	if got, ok := q.latest("A"); !ok || !got.Equal(t0.Add(time.Second)) {
+		t.Fatalf("latest(A) after the flush = %v, %v; want the later use %v", got, ok, t0.Add(time.Second))
+	}
+
+	// Written: the store shows it from then on.
+	q.due(time.Unix(1<<40, 0))
+	q.written()
+	if got, ok := q.latest("A"); ok {
+		t.Fatalf("latest(A) after every use was written = %v", got)
+	}
+}

@@ -33,8 +33,12 @@ func (s *Server) toWebhookJSON(w *carillon.Webhook) webhookJSON {
 		u := WebhookURL(s.cfg.PublicURL, w.WebhookID, token)
 		out.URL = &u
 	}
-	if w.LastUsedAt != nil {
-		t := carillon.FormatTime(*w.LastUsedAt)
+	lastUsed := w.LastUsedAt
+	if t, ok := s.ingest.LastUsed(w.WebhookID); ok && (lastUsed == nil || t.After(*lastUsed)) {
+		lastUsed = &t // not written yet
+	}
+	if lastUsed != nil {
+		t := carillon.FormatTime(*lastUsed)
 		out.LastUsedTimestamp = &t
 	}
 	return out
