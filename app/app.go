@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg Config) error {
 		// The embedded database has this process as its only writer, and
 		// the cache forgets whatever the process changes: lifetimes only
 		// matter for changes made by other nodes of a cluster.
-		cacheCfg.WebhookTTL, cacheCfg.MembersTTL = 10*time.Minute, 10*time.Minute
+		cacheCfg.WebhookTTL, cacheCfg.MembersTTL, cacheCfg.TokenTTL = 10*time.Minute, 10*time.Minute, 10*time.Minute
 	}
 	store := storecache.New(db, cacheCfg)
 	if err := checkKeyFingerprint(ctx, store, key); err != nil {

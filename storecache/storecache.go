@@ -1,11 +1,14 @@
-// Package storecache keeps the two lookups of the message write path in
-// memory: webhooks by id and the members of a room. It wraps any
+// Package storecache keeps the lookups made on every request in memory:
+// webhooks by id and the members of a room (the message write path) and
+// users by API token (every authenticated API call). It wraps any
 // carillon.Store and drops entries when this process changes them; entries
 // also expire, so that changes made by other nodes of a cluster show within
 // the TTL. The write path stays correct with a stale entry: a message is
 // stored only if its webhook still has the token it came with (checked in
 // the storing transaction), and a token that does not match the cached one
-// is looked up afresh before it is refused.
+// is looked up afresh before it is refused. Users are cached by token only
+// once found, so a new token works at once; a change to any user drops them
+// all on this node, and other nodes see it within the TTL.
 package storecache
 
 import (
@@ -20,6 +23,7 @@ import (
 type Config struct {
 	WebhookTTL time.Duration // default 1 minute
 	MembersTTL time.Duration // default 5 seconds
+	TokenTTL   time.Duration // users by API token; default 5 seconds
 	MaxEntries int           // per cache; beyond it the cache starts over (default 100,000)
 	Now        func() time.Time
 }
@@ -32,6 +36,11 @@ type Store struct {
 	mu       sync.Mutex
 	webhooks map[string]entry[carillon.Webhook]
 	members  map[string]entry[[]carillon.Membership]
+	tokens   map[string]entry[carillon.User] // by token hash
+	// usersChanged counts the user changes made through this Store: a
+	// token lookup that raced one is not cached (it may have read the
+	// user as it was).
+	usersChanged uint64
 }
 
 type entry[T any] struct {
@@ -47,6 +56,9 @@ func New(store carillon.Store, cfg Config) *Store {
 	if cfg.MembersTTL <= 0 {
 		cfg.MembersTTL = 5 * time.Second
 	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = 5 * time.Second
+	}
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = 100_000
 	}
@@ -55,7 +67,8 @@ func New(store carillon.Store, cfg Config) *Store {
 	}
 	return &Store{Store: store, cfg: cfg,
 		webhooks: make(map[string]entry[carillon.Webhook]),
-		members:  make(map[string]entry[[]carillon.Membership])}
+		members:  make(map[string]entry[[]carillon.Membership]),
+		tokens:   make(map[string]entry[carillon.User])}
 }
 
 // Unwrap returns the wrapped store.
@@ -203,12 +216,43 @@ func (s *Store) RemoveMember(ctx context.Context, roomID, userID, actorID string
 	return s.Store.RemoveMember(ctx, roomID, userID, actorID, now)
 }
 
-// UpdateUser changes a user, whose name and activity rosters carry.
+// UpdateUser changes a user, whose name and activity rosters carry, as do
+// the users cached by token (deactivation revokes the user's tokens).
 func (s *Store) UpdateUser(ctx context.Context, userID string, upd carillon.UserUpdate) (*carillon.User, error) {
 	defer func() {
 		s.mu.Lock()
 		clear(s.members)
+		clear(s.tokens)
+		s.usersChanged++
 		s.mu.Unlock()
 	}()
 	return s.Store.UpdateUser(ctx, userID, upd)
+}
+
+// UserByAPIToken returns the active user owning an API token, from memory
+// when looked up recently.
+func (s *Store) UserByAPIToken(ctx context.Context, tokenHash []byte) (*carillon.User, error) {
+	now := s.cfg.Now()
+	key := string(tokenHash)
+	s.mu.Lock()
+	e, ok := s.tokens[key]
+	changes := s.usersChanged
+	s.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		u := e.value
+		return &u, nil
+	}
+	u, err := s.Store.UserByAPIToken(ctx, tokenHash)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.usersChanged == changes {
+		if len(s.tokens) >= s.cfg.MaxEntries {
+			clear(s.tokens)
+		}
+		s.tokens[key] = entry[carillon.User]{*u, now.Add(s.cfg.TokenTTL)}
+	}
+	s.mu.Unlock()
+	return u, nil
 }

@@ -1,6 +1,7 @@
 package storecache_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -56,4 +57,82 @@ func TestTouchUpdatesCachedWebhook(t *testing.T) {
 			t.Fatalf("after touching at %v: cached last-used %v, stored %v; want the stored time", at, w.LastUsedAt, stored.LastUsedAt)
 		}
 	}
+}
+
+// countingTokens counts the store's token lookups, and can hold one up.
+type countingTokens struct {
+	*sqlite.DB
+	lookups int
+	hold    chan struct{} // when set, a lookup waits for it after reading
+	read    chan struct{} // closed by a held lookup once it has read
+}
+
+func (c *countingTokens) UserByAPIToken(ctx context.Context, tokenHash []byte) (*carillon.User, error) {
+	c.lookups++
+	u, err := c.DB.UserByAPIToken(ctx, tokenHash)
+	if c.hold != nil {
+		close(c.read)
+		<-c.hold
+	}
+	return u, err
+}
+
+func TestUserByAPITokenCached(t *testing.T) {
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Now().UTC()
+	clock := func() time.Time { return now }
+	counting := &countingTokens{DB: db}
+	store := storecache.New(counting, storecache.Config{TokenTTL: time.Minute, Now: clock})
+	token := []byte("token hash of ann")
+	ann := &carillon.User{UserID: uuid.NewString(), Email: "ann@example.test", Alias: "ann", FullName: "Ann", Active: true, CreatedAt: now}
+	if err := store.CreateUser(ctx, ann, "", token); err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(what string, wantName string, wantLookups int) {
+		t.Helper()
+		u, err := store.UserByAPIToken(ctx, token)
+		switch {
+		case wantName == "" && carillon.ErrorCode(err) != carillon.ENotFound:
+			t.Fatalf("%s: %+v, %v; want ENotFound", what, u, err)
+		case wantName != "" && (err != nil || u.FullName != wantName):
+			t.Fatalf("%s: %+v, %v; want %s", what, u, err, wantName)
+		case counting.lookups != wantLookups:
+			t.Fatalf("%s: %d store lookups in all, want %d", what, counting.lookups, wantLookups)
+		}
+	}
+
+	lookup("first lookup", "Ann", 1)
+	lookup("second lookup", "Ann", 1)
+	now = now.Add(time.Minute)
+	lookup("lookup after the TTL", "Ann", 2)
+
+	// A change of the user is seen at once.
+	name := "Ann Lee"
+	if _, err := store.UpdateUser(ctx, ann.UserID, carillon.UserUpdate{FullName: &name}); err != nil {
+		t.Fatal(err)
+	}
+	lookup("lookup after a rename", "Ann Lee", 3)
+
+	// A lookup that read the user before a deactivation is not cached.
+	counting.hold, counting.read = make(chan struct{}), make(chan struct{})
+	now = now.Add(time.Minute)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		store.UserByAPIToken(ctx, token)
+	}()
+	<-counting.read
+	inactive := false
+	if _, err := store.UpdateUser(ctx, ann.UserID, carillon.UserUpdate{Active: &inactive}); err != nil {
+		t.Fatal(err)
+	}
+	close(counting.hold)
+	<-done
+	counting.hold = nil
+	lookup("lookup after a deactivation that raced a lookup", "", 5)
 }
