@@ -48,3 +48,34 @@ func BenchmarkWebhookPost(b *testing.B) {
 		b.Fatalf("%d posts failed", n)
 	}
 }
+
+// BenchmarkAuthenticatedRead measures a small authenticated API call (a
+// room's details, by API token) end to end over loopback HTTP, 32 at a
+// time: the fixed cost of every API request.
+func BenchmarkAuthenticatedRead(b *testing.B) {
+	in := apptest.Start(b, apptest.Options{})
+	room := in.CreateRoom(b, in.AdminToken, "Bench")
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var failed atomic.Int64
+	b.SetParallelism(16) // 2 cores × 16 = 32 concurrent clients
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("GET", in.URL+"/api/v1/rooms/"+room, nil)
+			req.Header.Set("Authorization", "Bearer "+in.AdminToken)
+			resp, err := client.Do(req)
+			if err != nil {
+				failed.Add(1)
+				continue
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				failed.Add(1)
+			}
+		}
+	})
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d requests failed", n)
+	}
+}
