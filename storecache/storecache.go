@@ -77,25 +77,47 @@ func (s *Store) Unwrap() carillon.Store { return s.Store }
 // Webhook returns a webhook, from memory when it was looked up recently.
 // Callers must not modify the result.
 func (s *Store) Webhook(ctx context.Context, webhookID string) (*carillon.Webhook, error) {
-	now := s.cfg.Now()
-	s.mu.Lock()
-	e, ok := s.webhooks[webhookID]
-	s.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		w := e.value
-		return &w, nil
-	}
-	w, err := s.Store.Webhook(ctx, webhookID)
+	w, err := lookup(s, s.webhooks, webhookID, s.cfg.WebhookTTL, nil, func() (carillon.Webhook, error) {
+		w, err := s.Store.Webhook(ctx, webhookID)
+		if err != nil {
+			return carillon.Webhook{}, err
+		}
+		return *w, nil
+	})
 	if err != nil {
 		return nil, err
 	}
+	return &w, nil
+}
+
+// lookup returns the value of key in m while it is fresh, or loads it and
+// keeps it for ttl. With changes set, a value loaded while the count it
+// points to went up is not kept: it may predate the change.
+func lookup[T any](s *Store, m map[string]entry[T], key string, ttl time.Duration, changes *uint64, load func() (T, error)) (T, error) {
+	now := s.cfg.Now()
 	s.mu.Lock()
-	if len(s.webhooks) >= s.cfg.MaxEntries {
-		clear(s.webhooks)
+	e, ok := m[key]
+	var changesBefore uint64
+	if changes != nil {
+		changesBefore = *changes
 	}
-	s.webhooks[webhookID] = entry[carillon.Webhook]{*w, now.Add(s.cfg.WebhookTTL)}
 	s.mu.Unlock()
-	return w, nil
+	if ok && now.Before(e.expires) {
+		return e.value, nil
+	}
+	v, err := load()
+	if err != nil {
+		return v, err
+	}
+	s.mu.Lock()
+	if changes == nil || *changes == changesBefore {
+		if len(m) >= s.cfg.MaxEntries {
+			clear(m)
+		}
+		m[key] = entry[T]{v, now.Add(ttl)}
+	}
+	s.mu.Unlock()
+	return v, nil
 }
 
 // ForgetWebhook drops a cached webhook, so that the next lookup reads the
@@ -131,24 +153,9 @@ func (s *Store) TouchWebhooks(ctx context.Context, lastUsed map[string]time.Time
 // Members returns a room's members, from memory when looked up recently.
 // Callers must not modify the result.
 func (s *Store) Members(ctx context.Context, roomID string) ([]carillon.Membership, error) {
-	now := s.cfg.Now()
-	s.mu.Lock()
-	e, ok := s.members[roomID]
-	s.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.value, nil
-	}
-	m, err := s.Store.Members(ctx, roomID)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	if len(s.members) >= s.cfg.MaxEntries {
-		clear(s.members)
-	}
-	s.members[roomID] = entry[[]carillon.Membership]{m, now.Add(s.cfg.MembersTTL)}
-	s.mu.Unlock()
-	return m, nil
+	return lookup(s, s.members, roomID, s.cfg.MembersTTL, nil, func() ([]carillon.Membership, error) {
+		return s.Store.Members(ctx, roomID)
+	})
 }
 
 func (s *Store) forgetMembers(roomID string) {
@@ -232,27 +239,15 @@ func (s *Store) UpdateUser(ctx context.Context, userID string, upd carillon.User
 // UserByAPIToken returns the active user owning an API token, from memory
 // when looked up recently.
 func (s *Store) UserByAPIToken(ctx context.Context, tokenHash []byte) (*carillon.User, error) {
-	now := s.cfg.Now()
-	key := string(tokenHash)
-	s.mu.Lock()
-	e, ok := s.tokens[key]
-	changes := s.usersChanged
-	s.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		u := e.value
-		return &u, nil
-	}
-	u, err := s.Store.UserByAPIToken(ctx, tokenHash)
+	u, err := lookup(s, s.tokens, string(tokenHash), s.cfg.TokenTTL, &s.usersChanged, func() (carillon.User, error) {
+		u, err := s.Store.UserByAPIToken(ctx, tokenHash)
+		if err != nil {
+			return carillon.User{}, err
+		}
+		return *u, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	if s.usersChanged == changes {
-		if len(s.tokens) >= s.cfg.MaxEntries {
-			clear(s.tokens)
-		}
-		s.tokens[key] = entry[carillon.User]{*u, now.Add(s.cfg.TokenTTL)}
-	}
-	s.mu.Unlock()
-	return u, nil
+	return &u, nil
 }
