@@ -77,17 +77,26 @@ func (s *Store) Unwrap() carillon.Store { return s.Store }
 // Webhook returns a webhook, from memory when it was looked up recently.
 // Callers must not modify the result.
 func (s *Store) Webhook(ctx context.Context, webhookID string) (*carillon.Webhook, error) {
-	w, err := lookup(s, s.webhooks, webhookID, s.cfg.WebhookTTL, nil, func() (carillon.Webhook, error) {
-		w, err := s.Store.Webhook(ctx, webhookID)
+	return lookupCopy(s, s.webhooks, webhookID, s.cfg.WebhookTTL, nil, func() (*carillon.Webhook, error) {
+		return s.Store.Webhook(ctx, webhookID)
+	})
+}
+
+// lookupCopy is lookup for values the store returns by pointer: the cache
+// keeps a copy, and each caller gets a copy of its own.
+func lookupCopy[T any](s *Store, m map[string]entry[T], key string, ttl time.Duration, changes *uint64, load func() (*T, error)) (*T, error) {
+	v, err := lookup(s, m, key, ttl, changes, func() (T, error) {
+		p, err := load()
 		if err != nil {
-			return carillon.Webhook{}, err
+			var zero T
+			return zero, err
 		}
-		return *w, nil
+		return *p, nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &w, nil
+	return &v, nil
 }
 
 // lookup returns the value of key in m while it is fresh, or loads it and
@@ -239,15 +248,7 @@ func (s *Store) UpdateUser(ctx context.Context, userID string, upd carillon.User
 // UserByAPIToken returns the active user owning an API token, from memory
 // when looked up recently.
 func (s *Store) UserByAPIToken(ctx context.Context, tokenHash []byte) (*carillon.User, error) {
-	u, err := lookup(s, s.tokens, string(tokenHash), s.cfg.TokenTTL, &s.usersChanged, func() (carillon.User, error) {
-		u, err := s.Store.UserByAPIToken(ctx, tokenHash)
-		if err != nil {
-			return carillon.User{}, err
-		}
-		return *u, nil
+	return lookupCopy(s, s.tokens, string(tokenHash), s.cfg.TokenTTL, &s.usersChanged, func() (*carillon.User, error) {
+		return s.Store.UserByAPIToken(ctx, tokenHash)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &u, nil
 }
