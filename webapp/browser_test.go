@@ -626,6 +626,17 @@ func TestBrowserWebhookAdmin(t *testing.T) {
 	postWebhook(t, in, url1, "hello from the first URL")
 	tb.waitFor("its message", `[...document.querySelectorAll('#message-list .msg-author')].some((e) => e.textContent === 'Deploy bot (Webhook)')`)
 
+	// A reload of the list (here for a webhook added elsewhere) shows the
+	// new last-used time in the same item: nothing is swapped under the
+	// pointer.
+	eval[bool](tb, `(document.querySelector('#webhook-list li.hook').dataset.probe = 'kept') === 'kept'`)
+	other := in.CreateWebhook(t, u.Token, room, "Zulu bot")
+	tb.waitFor("the list reloaded in place", `document.querySelectorAll('#webhook-list li.hook').length === 2 &&
+		document.querySelector('#webhook-list li.hook').dataset.probe === 'kept' &&
+		/^Last used/.test(document.querySelector('#webhook-list li.hook .hook-used').textContent)`)
+	apptest.Must(t, in.Do(t, "DELETE", "/api/v1/rooms/"+room+"/webhooks/"+other.ID, u.Token, nil), 204)
+	tb.waitFor("the other webhook to go", `document.querySelectorAll('#webhook-list li.hook').length === 1`)
+
 	// Copy: one click, and the page says so.
 	tb.do(chromedp.Click(chromedp.CSS("#webhook-list .hook-copy")))
 	tb.waitFor("the copy toast", `[...document.querySelectorAll('.toast')].some((e) => /copied|copy the selected URL/i.test(e.textContent))`)

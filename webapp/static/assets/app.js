@@ -877,7 +877,17 @@ function loadWebhooksSoon(rs) {
 function renderWebhooks(rs) {
   show(els['webhooks-panel'], true);
   const hooks = rs.webhooks.slice().sort((a, b) => a.Name.localeCompare(b.Name, undefined, { sensitivity: 'base' }));
-  reconcile(els['webhook-list'], hooks, (w) => w.WebhookId, (w) => JSON.stringify(w), (w) => webhookItem(rs, w));
+  // A new last-used time is written into the item, not rebuilt: a reload
+  // while the webhook posts must not swap the buttons under the pointer or
+  // close an open rename form.
+  reconcile(els['webhook-list'], hooks, (w) => w.WebhookId, (w) => JSON.stringify({ ...w, LastUsedTimestamp: null }), (w) => webhookItem(rs, w));
+  for (const w of hooks) {
+    const used = els['webhook-list'].querySelector(`li[data-webhook-id="${w.WebhookId}"] .hook-used`);
+    if (used && used.dataset.ts !== (w.LastUsedTimestamp ?? '')) {
+      used.dataset.ts = w.LastUsedTimestamp ?? '';
+      used.textContent = lastUsedText(w.LastUsedTimestamp);
+    }
+  }
   const n = hooks.length;
   els['webhooks-usage'].textContent = `${n} of ${MAX_WEBHOOKS} used`;
   els['webhooks-meter'].value = n;
