@@ -6,9 +6,10 @@
 // the TTL. The write path stays correct with a stale entry: a message is
 // stored only if its webhook still has the token it came with (checked in
 // the storing transaction), and a token that does not match the cached one
-// is looked up afresh before it is refused. Users are cached by token only
-// once found, so a new token works at once; a change to any user drops them
-// all on this node, and other nodes see it within the TTL.
+// is looked up afresh before it is refused. Users are cached by API token
+// and by web session only once found, so a new token or session works at
+// once; a change to any user drops them all on this node, a logout drops
+// its session, and other nodes see either within the TTL.
 package storecache
 
 import (
@@ -23,7 +24,7 @@ import (
 type Config struct {
 	WebhookTTL time.Duration // default 1 minute
 	MembersTTL time.Duration // default 5 seconds
-	TokenTTL   time.Duration // users by API token; default 5 seconds
+	TokenTTL   time.Duration // users by API token or session; default 5 seconds, at most a minute for sessions
 	MaxEntries int           // per cache; beyond it the cache starts over (default 100,000)
 	Now        func() time.Time
 }
@@ -37,10 +38,11 @@ type Store struct {
 	webhooks map[string]entry[carillon.Webhook]
 	members  map[string]entry[[]carillon.Membership]
 	tokens   map[string]entry[carillon.User] // by token hash
-	// usersChanged counts the user changes made through this Store: a
-	// token lookup that raced one is not cached (it may have read the
-	// user as it was).
-	usersChanged uint64
+	sessions map[string]entry[carillon.User] // by session hash
+	// credentialsChanged counts the user changes and logouts made through
+	// this Store: a token or session lookup that raced one is not cached
+	// (it may have read the user or session as it was).
+	credentialsChanged uint64
 }
 
 type entry[T any] struct {
@@ -68,7 +70,8 @@ func New(store carillon.Store, cfg Config) *Store {
 	return &Store{Store: store, cfg: cfg,
 		webhooks: make(map[string]entry[carillon.Webhook]),
 		members:  make(map[string]entry[[]carillon.Membership]),
-		tokens:   make(map[string]entry[carillon.User])}
+		tokens:   make(map[string]entry[carillon.User]),
+		sessions: make(map[string]entry[carillon.User])}
 }
 
 // Unwrap returns the wrapped store.
@@ -77,15 +80,15 @@ func (s *Store) Unwrap() carillon.Store { return s.Store }
 // Webhook returns a webhook, from memory when it was looked up recently.
 // Callers must not modify the result.
 func (s *Store) Webhook(ctx context.Context, webhookID string) (*carillon.Webhook, error) {
-	return lookupCopy(s, s.webhooks, webhookID, s.cfg.WebhookTTL, nil, func() (*carillon.Webhook, error) {
+	return lookupCopy(s, s.webhooks, webhookID, s.cfg.Now(), s.cfg.WebhookTTL, nil, func() (*carillon.Webhook, error) {
 		return s.Store.Webhook(ctx, webhookID)
 	})
 }
 
 // lookupCopy is lookup for values the store returns by pointer: the cache
 // keeps a copy, and each caller gets a copy of its own.
-func lookupCopy[T any](s *Store, m map[string]entry[T], key string, ttl time.Duration, changes *uint64, load func() (*T, error)) (*T, error) {
-	v, err := lookup(s, m, key, ttl, changes, func() (T, error) {
+func lookupCopy[T any](s *Store, m map[string]entry[T], key string, now time.Time, ttl time.Duration, changes *uint64, load func() (*T, error)) (*T, error) {
+	v, err := lookup(s, m, key, now, ttl, changes, func() (T, error) {
 		p, err := load()
 		if err != nil {
 			var zero T
@@ -99,11 +102,10 @@ func lookupCopy[T any](s *Store, m map[string]entry[T], key string, ttl time.Dur
 	return &v, nil
 }
 
-// lookup returns the value of key in m while it is fresh, or loads it and
-// keeps it for ttl. With changes set, a value loaded while the count it
-// points to went up is not kept: it may predate the change.
-func lookup[T any](s *Store, m map[string]entry[T], key string, ttl time.Duration, changes *uint64, load func() (T, error)) (T, error) {
-	now := s.cfg.Now()
+// lookup returns the value of key in m while it is fresh at now, or loads
+// it and keeps it for ttl. With changes set, a value loaded while the count
+// it points to went up is not kept: it may predate the change.
+func lookup[T any](s *Store, m map[string]entry[T], key string, now time.Time, ttl time.Duration, changes *uint64, load func() (T, error)) (T, error) {
 	s.mu.Lock()
 	e, ok := m[key]
 	var changesBefore uint64
@@ -162,7 +164,7 @@ func (s *Store) TouchWebhooks(ctx context.Context, lastUsed map[string]time.Time
 // Members returns a room's members, from memory when looked up recently.
 // Callers must not modify the result.
 func (s *Store) Members(ctx context.Context, roomID string) ([]carillon.Membership, error) {
-	return lookup(s, s.members, roomID, s.cfg.MembersTTL, nil, func() ([]carillon.Membership, error) {
+	return lookup(s, s.members, roomID, s.cfg.Now(), s.cfg.MembersTTL, nil, func() ([]carillon.Membership, error) {
 		return s.Store.Members(ctx, roomID)
 	})
 }
@@ -233,13 +235,15 @@ func (s *Store) RemoveMember(ctx context.Context, roomID, userID, actorID string
 }
 
 // UpdateUser changes a user, whose name and activity rosters carry, as do
-// the users cached by token (deactivation revokes the user's tokens).
+// the users cached by token and session (deactivation revokes the user's
+// tokens, a new password ends their sessions).
 func (s *Store) UpdateUser(ctx context.Context, userID string, upd carillon.UserUpdate) (*carillon.User, error) {
 	defer func() {
 		s.mu.Lock()
 		clear(s.members)
 		clear(s.tokens)
-		s.usersChanged++
+		clear(s.sessions)
+		s.credentialsChanged++
 		s.mu.Unlock()
 	}()
 	return s.Store.UpdateUser(ctx, userID, upd)
@@ -248,7 +252,29 @@ func (s *Store) UpdateUser(ctx context.Context, userID string, upd carillon.User
 // UserByAPIToken returns the active user owning an API token, from memory
 // when looked up recently.
 func (s *Store) UserByAPIToken(ctx context.Context, tokenHash []byte) (*carillon.User, error) {
-	return lookupCopy(s, s.tokens, string(tokenHash), s.cfg.TokenTTL, &s.usersChanged, func() (*carillon.User, error) {
+	return lookupCopy(s, s.tokens, string(tokenHash), s.cfg.Now(), s.cfg.TokenTTL, &s.credentialsChanged, func() (*carillon.User, error) {
 		return s.Store.UserByAPIToken(ctx, tokenHash)
 	})
+}
+
+// UserBySession returns the active user of a live web session, from memory
+// when looked up recently. The store marks a session used at most once a
+// minute, so a session is read again after a minute at the latest: its
+// last use as stored then lags by two minutes at most, against a lifetime
+// of carillon.SessionTTL. now (the caller's clock) also times the entry.
+func (s *Store) UserBySession(ctx context.Context, sessionHash []byte, now time.Time) (*carillon.User, error) {
+	return lookupCopy(s, s.sessions, string(sessionHash), now, min(s.cfg.TokenTTL, time.Minute), &s.credentialsChanged, func() (*carillon.User, error) {
+		return s.Store.UserBySession(ctx, sessionHash, now)
+	})
+}
+
+// DeleteSession ends a session (a logout) on this node at once.
+func (s *Store) DeleteSession(ctx context.Context, sessionHash []byte) error {
+	defer func() {
+		s.mu.Lock()
+		delete(s.sessions, string(sessionHash))
+		s.credentialsChanged++
+		s.mu.Unlock()
+	}()
+	return s.Store.DeleteSession(ctx, sessionHash)
 }

@@ -59,22 +59,54 @@ func TestTouchUpdatesCachedWebhook(t *testing.T) {
 	}
 }
 
-// countingTokens counts the store's token lookups, and can hold one up.
-type countingTokens struct {
+// countingUsers counts the store's lookups of users by token and by
+// session, and can hold one up.
+type countingUsers struct {
 	*sqlite.DB
 	lookups int
 	hold    chan struct{} // when set, a lookup waits for it after reading
 	read    chan struct{} // closed by a held lookup once it has read
 }
 
-func (c *countingTokens) UserByAPIToken(ctx context.Context, tokenHash []byte) (*carillon.User, error) {
+func (c *countingUsers) UserByAPIToken(ctx context.Context, tokenHash []byte) (*carillon.User, error) {
 	c.lookups++
 	u, err := c.DB.UserByAPIToken(ctx, tokenHash)
+	c.wait()
+	return u, err
+}
+
+func (c *countingUsers) UserBySession(ctx context.Context, sessionHash []byte, now time.Time) (*carillon.User, error) {
+	c.lookups++
+	u, err := c.DB.UserBySession(ctx, sessionHash, now)
+	c.wait()
+	return u, err
+}
+
+func (c *countingUsers) wait() {
 	if c.hold != nil {
 		close(c.read)
 		<-c.hold
 	}
-	return u, err
+}
+
+// holdLookupDuring runs change while a lookup, started first, holds what it
+// read from the store.
+func (c *countingUsers) holdLookupDuring(t *testing.T, lookup func(), change func() error) {
+	t.Helper()
+	c.hold, c.read = make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lookup()
+	}()
+	<-c.read
+	err := change()
+	close(c.hold)
+	<-done
+	c.hold = nil
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestUserByAPITokenCached(t *testing.T) {
@@ -86,7 +118,7 @@ func TestUserByAPITokenCached(t *testing.T) {
 	defer db.Close()
 	now := time.Now().UTC()
 	clock := func() time.Time { return now }
-	counting := &countingTokens{DB: db}
+	counting := &countingUsers{DB: db}
 	store := storecache.New(counting, storecache.Config{TokenTTL: time.Minute, Now: clock})
 	token := []byte("token hash of ann")
 	ann := &carillon.User{UserID: uuid.NewString(), Email: "ann@example.test", Alias: "ann", FullName: "Ann", Active: true, CreatedAt: now}
@@ -119,20 +151,81 @@ func TestUserByAPITokenCached(t *testing.T) {
 	lookup("lookup after a rename", "Ann Lee", 3)
 
 	// A lookup that read the user before a deactivation is not cached.
-	counting.hold, counting.read = make(chan struct{}), make(chan struct{})
 	now = now.Add(time.Minute)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		store.UserByAPIToken(ctx, token)
-	}()
-	<-counting.read
 	inactive := false
-	if _, err := store.UpdateUser(ctx, ann.UserID, carillon.UserUpdate{Active: &inactive}); err != nil {
+	counting.holdLookupDuring(t, func() { store.UserByAPIToken(ctx, token) }, func() error {
+		_, err := store.UpdateUser(ctx, ann.UserID, carillon.UserUpdate{Active: &inactive})
+		return err
+	})
+	lookup("lookup after a deactivation that raced a lookup", "", 5)
+}
+
+func TestUserBySessionCached(t *testing.T) {
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
-	close(counting.hold)
-	<-done
-	counting.hold = nil
-	lookup("lookup after a deactivation that raced a lookup", "", 5)
+	defer db.Close()
+	counting := &countingUsers{DB: db}
+	store := storecache.New(counting, storecache.Config{TokenTTL: time.Hour})
+	now := time.Now().UTC()
+	ann := &carillon.User{UserID: uuid.NewString(), Email: "ann@example.test", Alias: "ann", FullName: "Ann", Active: true, CreatedAt: now}
+	if err := store.CreateUser(ctx, ann, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	session := []byte("session hash of ann")
+	newSession := func() {
+		t.Helper()
+		if err := store.CreateSession(ctx, session, ann.UserID, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lookup := func(what string, wantName string, wantLookups int) {
+		t.Helper()
+		u, err := store.UserBySession(ctx, session, now)
+		switch {
+		case wantName == "" && carillon.ErrorCode(err) != carillon.EUnauthorized:
+			t.Fatalf("%s: %+v, %v; want EUnauthorized", what, u, err)
+		case wantName != "" && (err != nil || u.FullName != wantName):
+			t.Fatalf("%s: %+v, %v; want %s", what, u, err, wantName)
+		case counting.lookups != wantLookups:
+			t.Fatalf("%s: %d store lookups in all, want %d", what, counting.lookups, wantLookups)
+		}
+	}
+
+	newSession()
+	lookup("first lookup", "Ann", 1)
+	now = now.Add(59 * time.Second)
+	lookup("lookup within a minute", "Ann", 1)
+	// Read again after a minute, whatever the TTL, so that the store marks
+	// the session used: it is still live a lifetime after the first use.
+	now = now.Add(2 * time.Second)
+	lookup("lookup after a minute", "Ann", 2)
+	now = now.Add(carillon.SessionTTL - time.Second)
+	lookup("lookup a lifetime after the first use", "Ann", 3)
+	now = now.Add(carillon.SessionTTL + time.Second)
+	lookup("lookup after the session's lifetime", "", 4)
+
+	newSession()
+	lookup("lookup of a new session", "Ann", 5)
+	if err := store.DeleteSession(ctx, session); err != nil {
+		t.Fatal(err)
+	}
+	lookup("lookup after a logout", "", 6)
+
+	newSession()
+	lookup("lookup of another new session", "Ann", 7)
+	password := "new password hash"
+	if _, err := store.UpdateUser(ctx, ann.UserID, carillon.UserUpdate{PasswordHash: &password}); err != nil {
+		t.Fatal(err)
+	}
+	lookup("lookup after a password change", "", 8)
+
+	// A lookup that read the session before a logout is not cached.
+	newSession()
+	counting.holdLookupDuring(t, func() { store.UserBySession(ctx, session, now) }, func() error {
+		return store.DeleteSession(ctx, session)
+	})
+	lookup("lookup after a logout that raced a lookup", "", 10)
 }
