@@ -61,14 +61,30 @@ func runParallelRequests(b *testing.B, newRequest func() *http.Request) {
 }
 
 // BenchmarkAuthenticatedRead measures a small authenticated API call (a
-// room's details, by API token) end to end over loopback HTTP, 32 at a
-// time: the fixed cost of every API request.
+// room's details, by API token or by the web app's session cookie) end to
+// end over loopback HTTP, 32 at a time: the fixed cost of every API request.
 func BenchmarkAuthenticatedRead(b *testing.B) {
 	in := apptest.Start(b, apptest.Options{})
-	room := in.CreateRoom(b, in.AdminToken, "Bench")
-	runParallelRequests(b, func() *http.Request {
-		req, _ := http.NewRequest("GET", in.URL+"/api/v1/rooms/"+room, nil)
-		req.Header.Set("Authorization", "Bearer "+in.AdminToken)
-		return req
+	const password = "bench password 1234"
+	user := in.CreateUser(b, password)
+	room := in.CreateRoom(b, user.Token, "Bench")
+	login := apptest.Must(b, in.Do(b, "POST", "/api/v1/sessions", "", map[string]string{"Email": user.Email, "Password": password}), 200)
+	cookie := (&http.Response{Header: login.Header}).Cookies()
+	if len(cookie) != 1 {
+		b.Fatalf("login set cookies %v, want the session's", cookie)
+	}
+	b.Run("token", func(b *testing.B) {
+		runParallelRequests(b, func() *http.Request {
+			req, _ := http.NewRequest("GET", in.URL+"/api/v1/rooms/"+room, nil)
+			req.Header.Set("Authorization", "Bearer "+user.Token)
+			return req
+		})
+	})
+	b.Run("session", func(b *testing.B) {
+		runParallelRequests(b, func() *http.Request {
+			req, _ := http.NewRequest("GET", in.URL+"/api/v1/rooms/"+room, nil)
+			req.AddCookie(cookie[0])
+			return req
+		})
 	})
 }
