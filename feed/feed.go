@@ -47,6 +47,10 @@ type Broker struct {
 	mu     sync.Mutex
 	local  *fanout.Broker // replaced (the old one closed) when the cluster's subscription drops
 	closed bool
+	// streams is how many of the node's streams are subscribed, and
+	// subscribed how many ever were: while none is, the reader only keeps
+	// its position current instead of reading every message.
+	streams, subscribed int64
 
 	poke   chan struct{} // something new was committed
 	ctx    context.Context
@@ -95,8 +99,48 @@ func (b *Broker) Publish(ctx context.Context, ev carillon.Event) error {
 func (b *Broker) Subscribe(userID string) (<-chan *carillon.Event, func()) {
 	b.mu.Lock()
 	local := b.local
+	b.streams++
+	b.subscribed++
 	b.mu.Unlock()
-	return local.Subscribe(userID)
+	events, cancel := local.Subscribe(userID)
+	var once sync.Once
+	return events, func() {
+		once.Do(func() {
+			cancel()
+			b.mu.Lock()
+			b.streams--
+			b.mu.Unlock()
+		})
+	}
+}
+
+// skipWhileIdle moves pos past everything committed when the node has no
+// stream: nothing would read the events, and reading every message of a
+// busy cluster from storage on every node doubled PostgreSQL's work per
+// message in an ingest run. The newest position is read before checking
+// that no stream subscribed meanwhile, so that a stream subscribing at any
+// point still gets every message committed after it did. It reports
+// whether pos was moved.
+func (b *Broker) skipWhileIdle(pos *carillon.EventPosition) bool {
+	b.mu.Lock()
+	streams, subscribed := b.streams, b.subscribed
+	b.mu.Unlock()
+	if streams > 0 {
+		return false
+	}
+	newest, err := b.store.NewestSeq(b.ctx)
+	if err != nil {
+		return false // read as usual
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.subscribed != subscribed {
+		return false
+	}
+	if newest > pos.Seq || (newest == pos.Seq && !pos.Notification) {
+		*pos = carillon.EventPosition{Seq: newest, Notification: true}
+	}
+	return true
 }
 
 // Close ends every stream of the node and stops the feed.
@@ -192,6 +236,9 @@ func (b *Broker) read(pos carillon.EventPosition) {
 			return
 		case <-b.poke:
 		case <-poll.C:
+		}
+		if b.skipWhileIdle(&pos) {
+			continue
 		}
 		for {
 			items, err := b.store.Replay(b.ctx, "", pos, readPage)

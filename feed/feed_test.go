@@ -194,3 +194,72 @@ func TestStreamsAreDroppedWhenTheClusterSubscriptionIs(t *testing.T) {
 		t.Fatalf("got %d, want %d", ev.Seq, m.Seq)
 	}
 }
+
+// countingReplays counts the store's replays.
+type countingReplays struct {
+	*sqlite.DB
+	mu      sync.Mutex
+	replays int
+}
+
+func (c *countingReplays) Replay(ctx context.Context, userID string, after carillon.EventPosition, limit int) ([]carillon.ReplayItem, error) {
+	c.mu.Lock()
+	c.replays++
+	c.mu.Unlock()
+	return c.DB.Replay(ctx, userID, after, limit)
+}
+
+func (c *countingReplays) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.replays
+}
+
+func TestNodeWithoutStreamsDoesNotReadMessages(t *testing.T) {
+	w := newWorld(t)
+	store := &countingReplays{DB: w.store}
+	cluster := &clusterStandIn{f: fanout.New(64)}
+	b, err := New(context.Background(), cluster, store, 64, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+
+	// Messages committed and signalled while the node has no stream are
+	// not read from storage.
+	var last *carillon.Message
+	for range 3 {
+		last = w.post(t, true)
+		cluster.Publish(context.Background(), carillon.Event{Type: carillon.EventMessage, RoomID: w.room, Seq: last.Seq})
+	}
+	time.Sleep(300 * time.Millisecond) // the signals are handled
+	if n := store.count(); n != 0 {
+		t.Fatalf("%d replays from storage with no stream open, want 0", n)
+	}
+	if pos := (carillon.EventPosition{}); !b.skipWhileIdle(&pos) || pos.Seq != last.Seq || !pos.Notification {
+		t.Fatalf("idle skip moved the position to %+v, want past message %d", pos, last.Seq)
+	}
+
+	// A stream opened afterwards gets what is committed after it, and
+	// nothing from before.
+	bob, cancel := b.Subscribe(w.bob.UserID)
+	m := w.post(t, false)
+	cluster.Publish(context.Background(), carillon.Event{Type: carillon.EventMessage, RoomID: w.room, Seq: m.Seq})
+	if ev := next(t, bob); ev.Type != carillon.EventMessage || ev.Seq != m.Seq {
+		t.Fatalf("got %s %d, want message %d", ev.Type, ev.Seq, m.Seq)
+	}
+	if store.count() == 0 {
+		t.Fatal("no replay from storage with a stream open")
+	}
+
+	// Once it is gone, the node stops reading again.
+	cancel()
+	cancel() // a second cancel changes nothing
+	before := store.count()
+	m = w.post(t, false)
+	cluster.Publish(context.Background(), carillon.Event{Type: carillon.EventMessage, RoomID: w.room, Seq: m.Seq})
+	time.Sleep(200 * time.Millisecond)
+	if n := store.count(); n != before {
+		t.Fatalf("%d replays after the last stream closed, want none", n-before)
+	}
+}
