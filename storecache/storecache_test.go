@@ -12,16 +12,23 @@ import (
 	"github.com/carillon-chat/carillon/storecache"
 )
 
+// openDB opens a SQLite store of the test's own.
+func openDB(t *testing.T) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // TestTouchUpdatesCachedWebhook checks that a webhook served from the cache
 // shows the last-used time written after it was cached, within the lag the
 // API allows rather than the cache's lifetime.
 func TestTouchUpdatesCachedWebhook(t *testing.T) {
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t)
 	store := storecache.New(db, storecache.Config{WebhookTTL: time.Hour})
 
 	now := time.Now().UTC()
@@ -111,11 +118,7 @@ func (c *countingUsers) holdLookupDuring(t *testing.T, lookup func(), change fun
 
 func TestUserByAPITokenCached(t *testing.T) {
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t)
 	now := time.Now().UTC()
 	clock := func() time.Time { return now }
 	counting := &countingUsers{DB: db}
@@ -162,11 +165,7 @@ func TestUserByAPITokenCached(t *testing.T) {
 
 func TestUserBySessionCached(t *testing.T) {
 	ctx := t.Context()
-	db, err := sqlite.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t)
 	counting := &countingUsers{DB: db}
 	store := storecache.New(counting, storecache.Config{TokenTTL: time.Hour})
 	now := time.Now().UTC()
