@@ -89,6 +89,20 @@ func (c *countingUsers) UserBySession(ctx context.Context, sessionHash []byte, n
 	return u, err
 }
 
+// expect checks a lookup's answer: the user named wantName, or with none
+// the error code missing; and the store lookups made so far.
+func (c *countingUsers) expect(t *testing.T, what string, u *carillon.User, err error, missing, wantName string, wantLookups int) {
+	t.Helper()
+	switch {
+	case wantName == "" && carillon.ErrorCode(err) != missing:
+		t.Fatalf("%s: %+v, %v; want %s", what, u, err, missing)
+	case wantName != "" && (err != nil || u.FullName != wantName):
+		t.Fatalf("%s: %+v, %v; want %s", what, u, err, wantName)
+	case c.lookups != wantLookups:
+		t.Fatalf("%s: %d store lookups in all, want %d", what, c.lookups, wantLookups)
+	}
+}
+
 func (c *countingUsers) wait() {
 	if c.hold != nil {
 		close(c.read)
@@ -131,14 +145,7 @@ func TestUserByAPITokenCached(t *testing.T) {
 	lookup := func(what string, wantName string, wantLookups int) {
 		t.Helper()
 		u, err := store.UserByAPIToken(ctx, token)
-		switch {
-		case wantName == "" && carillon.ErrorCode(err) != carillon.ENotFound:
-			t.Fatalf("%s: %+v, %v; want ENotFound", what, u, err)
-		case wantName != "" && (err != nil || u.FullName != wantName):
-			t.Fatalf("%s: %+v, %v; want %s", what, u, err, wantName)
-		case counting.lookups != wantLookups:
-			t.Fatalf("%s: %d store lookups in all, want %d", what, counting.lookups, wantLookups)
-		}
+		counting.expect(t, what, u, err, carillon.ENotFound, wantName, wantLookups)
 	}
 
 	lookup("first lookup", "Ann", 1)
@@ -183,14 +190,7 @@ func TestUserBySessionCached(t *testing.T) {
 	lookup := func(what string, wantName string, wantLookups int) {
 		t.Helper()
 		u, err := store.UserBySession(ctx, session, now)
-		switch {
-		case wantName == "" && carillon.ErrorCode(err) != carillon.EUnauthorized:
-			t.Fatalf("%s: %+v, %v; want EUnauthorized", what, u, err)
-		case wantName != "" && (err != nil || u.FullName != wantName):
-			t.Fatalf("%s: %+v, %v; want %s", what, u, err, wantName)
-		case counting.lookups != wantLookups:
-			t.Fatalf("%s: %d store lookups in all, want %d", what, counting.lookups, wantLookups)
-		}
+		counting.expect(t, what, u, err, carillon.EUnauthorized, wantName, wantLookups)
 	}
 
 	newSession()
