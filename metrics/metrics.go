@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/carillon-chat/carillon"
 )
 
 // Metrics is the set of Carillon's metrics.
@@ -50,6 +52,12 @@ func New() *Metrics {
 		streams: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "carillon_event_streams", Help: "Live event streams open.",
 		}),
+	}
+	// Both sender types are listed from the start at 0, so that a scrape
+	// shows the series before anything was ever throttled and a rate over
+	// it starts at the first refusal rather than at the second.
+	for _, sender := range []string{carillon.MemberTypeWebhook, carillon.MemberTypeUser} {
+		m.throttled.WithLabelValues(sender)
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.messagesStored, m.batchSize, m.throttled, m.streams,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -8,6 +8,29 @@ import (
 	"time"
 )
 
+func TestThrottledSeriesExistBeforeAnyRefusal(t *testing.T) {
+	body := scrape(t, New())
+	for _, want := range []string{
+		`carillon_throttled_total{sender="Webhook"} 0`,
+		`carillon_throttled_total{sender="User"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics output lacks %q", want)
+		}
+	}
+}
+
+func scrape(t *testing.T, m *Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, err := io.ReadAll(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
 func TestRecordedValuesAreServed(t *testing.T) {
 	m := New()
 	m.Request("POST /incomingwebhooks/{WebhookId}", 200, 3*time.Millisecond, true)
@@ -17,9 +40,7 @@ func TestRecordedValuesAreServed(t *testing.T) {
 	closed := m.StreamOpened()
 	m.StreamOpened()
 	closed()
-	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-	body, _ := io.ReadAll(rec.Body)
+	body := scrape(t, m)
 	for _, want := range []string{
 		`carillon_http_requests_total{code="200",route="POST /incomingwebhooks/{WebhookId}"} 1`,
 		`carillon_http_requests_total{code="429",route="POST /incomingwebhooks/{WebhookId}"} 1`,
@@ -29,7 +50,7 @@ func TestRecordedValuesAreServed(t *testing.T) {
 		`carillon_throttled_total{sender="Webhook"} 1`,
 		`carillon_event_streams 1`,
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("metrics output lacks %q", want)
 		}
 	}
