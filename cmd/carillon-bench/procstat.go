@@ -218,15 +218,10 @@ func (s *sampler) window() func() *serverStats {
 	}
 	s.sample()
 	start := time.Now()
-	cpu0, _ := procCPU(s.pid)
+	cores := s.cpuSince()
 	return func() *serverStats {
 		s.sample()
-		cpu1, err := procCPU(s.pid)
-		el := time.Since(start)
-		st := &serverStats{PID: s.pid}
-		if err == nil && el > 0 {
-			st.CPUCores = (cpu1 - cpu0).Seconds() / el.Seconds()
-		}
+		st := &serverStats{PID: s.pid, CPUCores: cores()}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		first := true
@@ -246,6 +241,24 @@ func (s *sampler) window() func() *serverStats {
 			st.Samples++
 		}
 		return st
+	}
+}
+
+// cpuSince returns a function giving the server's average busy cores
+// from now until it is called.
+func (s *sampler) cpuSince() func() float64 {
+	if s == nil {
+		return func() float64 { return 0 }
+	}
+	start := time.Now()
+	cpu0, _ := procCPU(s.pid)
+	return func() float64 {
+		cpu1, err := procCPU(s.pid)
+		el := time.Since(start)
+		if err != nil || el <= 0 {
+			return 0
+		}
+		return (cpu1 - cpu0).Seconds() / el.Seconds()
 	}
 }
 
