@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -13,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/carillon-chat/carillon"
+	"github.com/carillon-chat/carillon/sqlrow"
 )
 
 // The message write path.
@@ -270,7 +270,7 @@ type messageColumnsBuf struct {
 }
 
 func (b *messageColumnsBuf) add(m *carillon.Message, seq int64, created time.Time) error {
-	mentions, err := json.Marshal(carillon.MentionsJSON{All: m.Mentions.All, Present: m.Mentions.Present, MemberIDs: nonNil(m.Mentions.MemberIDs)})
+	mentions, err := sqlrow.MentionsJSON(m.Mentions)
 	if err != nil {
 		return fmt.Errorf("mentions of message %s: %w", m.MessageID, err)
 	}
@@ -285,7 +285,7 @@ func (b *messageColumnsBuf) add(m *carillon.Message, seq int64, created time.Tim
 	b.content = append(b.content, m.Content)
 	b.format = append(b.format, m.Format)
 	b.html = append(b.html, m.HTML)
-	b.mentions = append(b.mentions, string(mentions))
+	b.mentions = append(b.mentions, mentions)
 	return nil
 }
 
@@ -306,14 +306,7 @@ func (b *notificationColumnsBuf) add(n *carillon.Notification, m *carillon.Messa
 	b.createdAt = append(b.createdAt, ms(created))
 }
 
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-const messageColumns = `seq, message_id, room_id, content, format, html, sender_type, sender_id, sender_name, display_name, mentions, created_at`
+const messageColumns = sqlrow.MessageColumns
 
 // Messages pages through a room in seq (commit) order.
 func (db *DB) Messages(ctx context.Context, roomID string, q carillon.MessageQuery) ([]carillon.Message, error) {
@@ -343,24 +336,8 @@ func queryMessages(ctx context.Context, q querier, query string, args ...any) ([
 		return nil, classify(err)
 	}
 	defer rows.Close()
-	msgs := []carillon.Message{}
-	for rows.Next() {
-		var m carillon.Message
-		var mentions string
-		var created int64
-		if err := rows.Scan(&m.Seq, &m.MessageID, &m.RoomID, &m.Content, &m.Format, &m.HTML, &m.SenderType, &m.SenderID,
-			&m.SenderName, &m.DisplayName, &mentions, &created); err != nil {
-			return nil, classify(err)
-		}
-		var mj carillon.MentionsJSON
-		if err := json.Unmarshal([]byte(mentions), &mj); err != nil {
-			return nil, fmt.Errorf("mentions of message %s: %w", m.MessageID, err)
-		}
-		m.Mentions = carillon.Mentions{All: mj.All, Present: mj.Present, MemberIDs: nonNil(mj.MemberIDs)}
-		m.CreatedAt = fromMS(created)
-		msgs = append(msgs, m)
-	}
-	return msgs, classify(rows.Err())
+	msgs, err := sqlrow.Collect(rows, sqlrow.Message)
+	return msgs, classify(err)
 }
 
 // IdempotencyRecord returns a live idempotency record or nil.

@@ -6,19 +6,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/carillon-chat/carillon"
+	"github.com/carillon-chat/carillon/sqlrow"
 )
 
-const notificationColumns = `notification_id, user_id, message_id, message_seq, room_id, reason, read, created_at`
-
-func scanNotification(row rowScanner) (*carillon.Notification, error) {
-	var n carillon.Notification
-	var created int64
-	if err := row.Scan(&n.NotificationID, &n.UserID, &n.MessageID, &n.MessageSeq, &n.RoomID, &n.Reason, &n.Read, &created); err != nil {
-		return nil, classify(err)
-	}
-	n.CreatedAt = fromMS(created)
-	return &n, nil
-}
+const notificationColumns = sqlrow.NotificationColumns
 
 // queryNotifications runs a query selecting notificationColumns.
 func queryNotifications(ctx context.Context, q querier, query string, args ...any) ([]*carillon.Notification, error) {
@@ -27,15 +18,8 @@ func queryNotifications(ctx context.Context, q querier, query string, args ...an
 		return nil, classify(err)
 	}
 	defer rows.Close()
-	var out []*carillon.Notification
-	for rows.Next() {
-		n, err := scanNotification(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, classify(rows.Err())
+	notes, err := sqlrow.Collect(rows, sqlrow.Notification)
+	return notes, classify(err)
 }
 
 // Notifications lists a user's notifications, newest first.
@@ -50,11 +34,7 @@ func (db *DB) Notifications(ctx context.Context, userID string, unreadOnly bool,
 	if err != nil {
 		return nil, err
 	}
-	out := make([]carillon.Notification, len(notes))
-	for i, n := range notes {
-		out[i] = *n
-	}
-	return out, nil
+	return sqlrow.Values(notes), nil
 }
 
 // MarkNotificationsRead marks notifications read.

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/carillon-chat/carillon"
+	"github.com/carillon-chat/carillon/sqlrow"
 )
 
 func errNoRoom() error { return carillon.Errorf(carillon.ENotFound, "No such room.") }
@@ -98,17 +99,8 @@ func (db *DB) RoomsOfUser(ctx context.Context, userID string) ([]carillon.Room, 
 		return nil, classify(err)
 	}
 	defer rows.Close()
-	rooms := []carillon.Room{}
-	for rows.Next() {
-		var r carillon.Room
-		var created int64
-		if err := rows.Scan(&r.RoomID, &r.Name, &r.CreatedBy, &created, &r.UnreadCount, &r.MentionCount); err != nil {
-			return nil, classify(err)
-		}
-		r.CreatedAt = fromMS(created)
-		rooms = append(rooms, r)
-	}
-	return rooms, classify(rows.Err())
+	rooms, err := sqlrow.Collect(rows, sqlrow.RoomListing)
+	return rooms, classify(err)
 }
 
 // DeleteRoom soft-deletes a room; its webhooks' URLs then answer 404.
@@ -195,24 +187,14 @@ func (db *DB) AddMember(ctx context.Context, m *carillon.Membership, actorID str
 	})
 }
 
-const membershipColumns = `ms.room_id, ms.role, ms.created_at, ` +
-	`u.user_id, u.email, u.alias, u.full_name, u.is_admin, u.active, u.created_at, u.password_hash <> ''`
+const membershipColumns = sqlrow.MembershipColumns
 
-func scanMembership(row rowScanner) (*carillon.Membership, error) {
-	var m carillon.Membership
-	var created, userCreated int64
-	u := &m.User
-	err := row.Scan(&m.RoomID, &m.Role, &created, &u.UserID, &u.Email, &u.Alias, &u.FullName, &u.IsAdmin, &u.Active, &userCreated, &u.HasPassword)
+func scanMembership(row sqlrow.Scanner) (*carillon.Membership, error) {
+	m, err := sqlrow.Membership(row)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errNoMember()
 	}
-	if err != nil {
-		return nil, classify(err)
-	}
-	m.UserID = u.UserID
-	m.CreatedAt = fromMS(created)
-	u.CreatedAt = fromMS(userCreated)
-	return &m, nil
+	return m, classify(err)
 }
 
 const membershipByIDs = `SELECT ` + membershipColumns + `

@@ -9,26 +9,19 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/carillon-chat/carillon"
+	"github.com/carillon-chat/carillon/sqlrow"
 )
 
-const userColumns = `user_id, email, alias, full_name, is_admin, active, created_at, password_hash <> ''`
-
-type rowScanner interface{ Scan(dest ...any) error }
+const userColumns = sqlrow.UserColumns
 
 func errNoUser() error { return carillon.Errorf(carillon.ENotFound, "No such user.") }
 
-func scanUser(row rowScanner) (*carillon.User, error) {
-	var u carillon.User
-	var created int64
-	err := row.Scan(&u.UserID, &u.Email, &u.Alias, &u.FullName, &u.IsAdmin, &u.Active, &created, &u.HasPassword)
+func scanUser(row sqlrow.Scanner) (*carillon.User, error) {
+	u, err := sqlrow.User(row)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errNoUser()
 	}
-	if err != nil {
-		return nil, classify(err)
-	}
-	u.CreatedAt = fromMS(created)
-	return &u, nil
+	return u, classify(err)
 }
 
 // CreateUser stores a new user. A taken e-mail or alias (compared through

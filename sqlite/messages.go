@@ -3,12 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"sync/atomic"
 	"time"
 
 	"github.com/carillon-chat/carillon"
+	"github.com/carillon-chat/carillon/sqlrow"
 )
 
 // The statements of the message write path, prepared once at open.
@@ -137,12 +137,12 @@ func (db *DB) appendOne(ctx context.Context, tx *sql.Tx, a *carillon.Append, las
 	if m.CreatedAt.Before(*last) {
 		m.CreatedAt = *last
 	}
-	mentions, err := json.Marshal(carillon.MentionsJSON{All: m.Mentions.All, Present: m.Mentions.Present, MemberIDs: nonNil(m.Mentions.MemberIDs)})
+	mentions, err := sqlrow.MentionsJSON(m.Mentions)
 	if err != nil {
 		return err
 	}
 	args := []any{m.MessageID, m.RoomID, m.SenderType, m.SenderID, m.SenderName, m.DisplayName, m.Content, m.Format, m.HTML,
-		string(mentions), ms(m.CreatedAt)}
+		mentions, ms(m.CreatedAt)}
 	query := appendMessage
 	if checkInInsert {
 		query, args = appendWebhookMessage, append(args, m.SenderID, a.WebhookTokenHash)
@@ -169,14 +169,7 @@ func (db *DB) appendOne(ctx context.Context, tx *sql.Tx, a *carillon.Append, las
 	return nil
 }
 
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-const messageColumns = `seq, message_id, room_id, content, format, html, sender_type, sender_id, sender_name, display_name, mentions, created_at`
+const messageColumns = sqlrow.MessageColumns
 
 // Messages pages through a room.
 func (db *DB) Messages(ctx context.Context, roomID string, q carillon.MessageQuery) ([]carillon.Message, error) {
@@ -204,24 +197,8 @@ func queryMessages(ctx context.Context, q rowsQueryer, query string, args ...any
 		return nil, classify(err)
 	}
 	defer rows.Close()
-	msgs := []carillon.Message{}
-	for rows.Next() {
-		var m carillon.Message
-		var mentions string
-		var created int64
-		if err := rows.Scan(&m.Seq, &m.MessageID, &m.RoomID, &m.Content, &m.Format, &m.HTML, &m.SenderType, &m.SenderID,
-			&m.SenderName, &m.DisplayName, &mentions, &created); err != nil {
-			return nil, classify(err)
-		}
-		var mj carillon.MentionsJSON
-		if err := json.Unmarshal([]byte(mentions), &mj); err != nil {
-			return nil, err
-		}
-		m.Mentions = carillon.Mentions{All: mj.All, Present: mj.Present, MemberIDs: nonNil(mj.MemberIDs)}
-		m.CreatedAt = fromMS(created)
-		msgs = append(msgs, m)
-	}
-	return msgs, classify(rows.Err())
+	msgs, err := sqlrow.Collect(rows, sqlrow.Message)
+	return msgs, classify(err)
 }
 
 // IdempotencyRecord returns a live idempotency record or nil.

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/carillon-chat/carillon"
+	"github.com/carillon-chat/carillon/sqlrow"
 )
 
 const appendNotification = `INSERT INTO notifications
@@ -27,17 +28,7 @@ func (db *DB) insertNotifications(ctx context.Context, tx *sql.Tx, m *carillon.M
 	return nil
 }
 
-const notificationColumns = `notification_id, user_id, message_id, message_seq, room_id, reason, read, created_at`
-
-func scanNotification(row rowScanner) (*carillon.Notification, error) {
-	var n carillon.Notification
-	var created int64
-	if err := row.Scan(&n.NotificationID, &n.UserID, &n.MessageID, &n.MessageSeq, &n.RoomID, &n.Reason, &n.Read, &created); err != nil {
-		return nil, classify(err)
-	}
-	n.CreatedAt = fromMS(created)
-	return &n, nil
-}
+const notificationColumns = sqlrow.NotificationColumns
 
 // Notifications lists a user's notifications, newest first.
 func (db *DB) Notifications(ctx context.Context, userID string, unreadOnly bool, limit int) ([]carillon.Notification, error) {
@@ -45,20 +36,11 @@ func (db *DB) Notifications(ctx context.Context, userID string, unreadOnly bool,
 	if unreadOnly {
 		q += ` AND read = 0`
 	}
-	rows, err := db.read.QueryContext(ctx, q+` ORDER BY message_seq DESC LIMIT ?`, userID, db.visibleSeq.Load(), limit)
+	notes, err := queryNotifications(ctx, db.read, q+` ORDER BY message_seq DESC LIMIT ?`, userID, db.visibleSeq.Load(), limit)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
-	defer rows.Close()
-	out := []carillon.Notification{}
-	for rows.Next() {
-		n, err := scanNotification(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *n)
-	}
-	return out, classify(rows.Err())
+	return sqlrow.Values(notes), nil
 }
 
 // MarkNotificationsRead marks notifications read.
@@ -172,16 +154,6 @@ func queryNotifications(ctx context.Context, q rowsQueryer, query string, args .
 		return nil, classify(err)
 	}
 	defer rows.Close()
-	var notes []*carillon.Notification
-	for rows.Next() {
-		n, err := scanNotification(rows)
-		if err != nil {
-			return nil, err
-		}
-		notes = append(notes, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, classify(err)
-	}
-	return notes, nil
+	notes, err := sqlrow.Collect(rows, sqlrow.Notification)
+	return notes, classify(err)
 }

@@ -8,24 +8,17 @@ import (
 	"time"
 
 	"github.com/carillon-chat/carillon"
+	"github.com/carillon-chat/carillon/sqlrow"
 )
 
-const userColumns = `user_id, email, alias, full_name, is_admin, active, created_at, password_hash <> ''`
+const userColumns = sqlrow.UserColumns
 
-type rowScanner interface{ Scan(dest ...any) error }
-
-func scanUser(row rowScanner) (*carillon.User, error) {
-	var u carillon.User
-	var created int64
-	err := row.Scan(&u.UserID, &u.Email, &u.Alias, &u.FullName, &u.IsAdmin, &u.Active, &created, &u.HasPassword)
+func scanUser(row sqlrow.Scanner) (*carillon.User, error) {
+	u, err := sqlrow.User(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, carillon.Errorf(carillon.ENotFound, "No such user.")
 	}
-	if err != nil {
-		return nil, classify(err)
-	}
-	u.CreatedAt = fromMS(created)
-	return &u, nil
+	return u, classify(err)
 }
 
 // CreateUser stores a new user.

@@ -7,28 +7,19 @@ import (
 	"time"
 
 	"github.com/carillon-chat/carillon"
+	"github.com/carillon-chat/carillon/sqlrow"
 )
 
 func errNoWebhook() error { return carillon.Errorf(carillon.ENotFound, "No such webhook.") }
 
-const webhookColumns = `w.webhook_id, w.room_id, w.name, w.token_hash, w.token_seal, w.created_at, w.last_used_at,
-	coalesce(w.deleted_at, r.deleted_at)`
+const webhookColumns = sqlrow.WebhookColumns
 
-func scanWebhook(row rowScanner) (*carillon.Webhook, error) {
-	var w carillon.Webhook
-	var created int64
-	var lastUsed, deleted sql.NullInt64
-	err := row.Scan(&w.WebhookID, &w.RoomID, &w.Name, &w.TokenHash, &w.TokenSeal, &created, &lastUsed, &deleted)
+func scanWebhook(row sqlrow.Scanner) (*carillon.Webhook, error) {
+	w, err := sqlrow.Webhook(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNoWebhook()
 	}
-	if err != nil {
-		return nil, classify(err)
-	}
-	w.CreatedAt = fromMS(created)
-	w.LastUsedAt = fromNullMS(lastUsed)
-	w.DeletedAt = fromNullMS(deleted)
-	return &w, nil
+	return w, classify(err)
 }
 
 const webhookByID = `SELECT ` + webhookColumns + `
