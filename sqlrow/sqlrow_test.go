@@ -30,6 +30,21 @@ func openDB(t *testing.T, stmts ...string) *sql.DB {
 	return db
 }
 
+// collect runs query and reads every row with scan.
+func collect[T any](t *testing.T, db *sql.DB, query string, scan func(sqlrow.Scanner) (T, error)) []T {
+	t.Helper()
+	rows, err := db.Query(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out, err := sqlrow.Collect(rows, scan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func TestWebhookReadsNullTimesAsNil(t *testing.T) {
 	db := openDB(t,
 		`CREATE TABLE rooms (room_id TEXT, deleted_at INTEGER)`,
@@ -39,15 +54,8 @@ func TestWebhookReadsNullTimesAsNil(t *testing.T) {
 		`INSERT INTO webhooks VALUES ('fresh', 'r1', 'CI', x'01', x'02', 1600000000000, NULL, NULL),
 			('used', 'r1', 'CI', x'01', x'02', 1600000000000, 1650000000123, NULL),
 			('in-deleted-room', 'r2', 'CI', x'01', x'02', 1600000000000, NULL, NULL)`)
-	rows, err := db.Query(`SELECT ` + sqlrow.WebhookColumns + ` FROM webhooks w JOIN rooms r ON r.room_id = w.room_id ORDER BY w.rowid`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	hooks, err := sqlrow.Collect(rows, sqlrow.Webhook)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hooks := collect(t, db, `SELECT `+sqlrow.WebhookColumns+` FROM webhooks w JOIN rooms r ON r.room_id = w.room_id ORDER BY w.rowid`,
+		sqlrow.Webhook)
 	if len(hooks) != 3 {
 		t.Fatalf("got %d webhooks, want 3", len(hooks))
 	}
@@ -85,15 +93,7 @@ func TestMessageMentionsRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rows, err := db.Query(`SELECT ` + sqlrow.MessageColumns + ` FROM messages ORDER BY seq`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	msgs, err := sqlrow.Collect(rows, sqlrow.Message)
-	if err != nil {
-		t.Fatal(err)
-	}
+	msgs := collect(t, db, `SELECT `+sqlrow.MessageColumns+` FROM messages ORDER BY seq`, sqlrow.Message)
 	if len(msgs) != 2 || msgs[0].Seq != 1 || msgs[1].MessageID != "m2" {
 		t.Fatalf("read %+v", msgs)
 	}
@@ -116,14 +116,9 @@ func TestMessageWithBadMentionsNamesIt(t *testing.T) {
 
 func TestCollectOfNoRowsIsEmptyNotNil(t *testing.T) {
 	db := openDB(t, messagesTable)
-	rows, err := db.Query(`SELECT ` + sqlrow.MessageColumns + ` FROM messages`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	msgs, err := sqlrow.Collect(rows, sqlrow.Message)
-	if err != nil || msgs == nil || len(msgs) != 0 {
-		t.Fatalf("got %#v, %v; want an empty non-nil list", msgs, err)
+	msgs := collect(t, db, `SELECT `+sqlrow.MessageColumns+` FROM messages`, sqlrow.Message)
+	if msgs == nil || len(msgs) != 0 {
+		t.Fatalf("got %#v; want an empty non-nil list", msgs)
 	}
 }
 
